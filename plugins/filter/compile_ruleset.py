@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters compile_ruleset and compile_fleet; documented in the .yml files beside this one."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Sequence
+
+from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_to_dict
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
+
+display = Display()
+
+
+def _check_inventory(hostvars: Any, groups: Any) -> None:
+    if not hasattr(hostvars, "keys") or not hasattr(hostvars, "__getitem__"):
+        raise AnsibleFilterError("compile_ruleset: the input must be hostvars (a mapping of host to variables)")
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError("compile_ruleset: the groups argument must be the 'groups' mapping")
+
+
+def _warn(rulesets: Sequence[Dict[str, Any]]) -> None:
+    seen = set()
+    for ruleset in rulesets:
+        for warning in ruleset["warnings"]:
+            if warning not in seen:
+                seen.add(warning)
+                display.warning("fleetwall: %s" % warning)
+
+
+@reports_policy_errors
+def compile_ruleset(hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], host: str) -> Dict[str, Any]:
+    _check_inventory(hostvars, groups)
+    ruleset = ruleset_to_dict(FleetCompiler(hostvars, groups).compile_host(str(host)))
+    _warn([ruleset])
+    return ruleset
+
+
+@reports_policy_errors
+def compile_fleet(
+    hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], hosts: Sequence[str] = ()
+) -> Dict[str, Dict[str, Any]]:
+    _check_inventory(hostvars, groups)
+    if isinstance(hosts, str):
+        raise AnsibleFilterError("compile_fleet: hosts must be a list of inventory host names")
+    compiler = FleetCompiler(hostvars, groups)
+    names = sorted(str(host) for host in hosts) if hosts else sorted(groups.get("all", ()))
+    rulesets = {host: ruleset_to_dict(compiler.compile_host(host)) for host in names}
+    _warn(list(rulesets.values()))
+    return rulesets
+
+
+class FilterModule:
+    def filters(self) -> Dict[str, Any]:
+        return {"compile_ruleset": compile_ruleset, "compile_fleet": compile_fleet}

@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filter render_ruleset; documented in render_ruleset.yml beside this file."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_from_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
+
+
+@reports_policy_errors
+def render_ruleset(ruleset: Mapping[str, Any]) -> Dict[str, str]:
+    parsed = ruleset_from_dict(ruleset)
+    return {"ipv4": render_family(parsed.ipv4), "ipv6": render_family(parsed.ipv6)}
+
+
+class FilterModule:
+    def filters(self) -> Dict[str, Any]:
+        return {"render_ruleset": render_ruleset}

@@ -1,0 +1,414 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compile a host's policy into per-family rulesets (the IR).
+
+Private to the fleetwall.iptables collection. Pure logic: inventory data in,
+IR out. Everything a group rule expands to is independent of the host that
+receives it, so a FleetCompiler expands each group rule once and shares the
+result across the fleet. Module code: keep it compatible with Python 3.6.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import re
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import (
+    AddressResolver,
+    FamilyNetworks,
+    HostAddresses,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
+    Chain,
+    FamilyRuleset,
+    HostRuleset,
+    Rule,
+    Table,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.policy import (
+    REJECT_WITH,
+    FleetPolicy,
+    HostSettings,
+    PolicyRule,
+    parse_fleet_policy,
+    parse_host_settings,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
+from ansible_collections.fleetwall.iptables.plugins.module_utils.services import (
+    PORT_PROTOCOLS,
+    PortRange,
+    ServiceEntry,
+    merge_port_ranges,
+)
+
+FLEET_VARIABLES = ("fleetwall_services", "fleetwall_addresses", "fleetwall_policy")
+CHAIN_OF = {"inbound": "INPUT", "outbound": "OUTPUT", "forward": "FORWARD"}
+# multiport takes at most 15 ports, a range counting as two.
+MULTIPORT_SLOTS = 15
+ICMPV6_NEIGHBOUR_DISCOVERY = ("133", "134", "135", "136")
+DEFAULT_LOG_LIMIT = "5/min"
+MAX_COMMENT = 255  # xt_comment keeps 255 characters; a longer one would never compare equal
+
+_ExpandedRule = Tuple[Tuple[Rule, ...], Tuple[Rule, ...], Tuple[str, ...]]
+
+
+def _port_chunks(ranges):
+    # type: (Tuple[PortRange, ...]) -> List[Tuple[str, ...]]
+    chunks = []  # type: List[Tuple[str, ...]]
+    current = []  # type: List[str]
+    used = 0
+    for port_range in ranges:
+        cost = 1 if port_range.low == port_range.high else 2
+        if used + cost > MULTIPORT_SLOTS:
+            chunks.append(tuple(current))
+            current, used = [], 0
+        current.append(port_range.render())
+        used += cost
+    if current:
+        chunks.append(tuple(current))
+    return chunks or [()]
+
+
+class _Match:
+    """The protocol part of a rule: what one ServiceEntry group becomes."""
+
+    __slots__ = ("protocol", "source_ports", "destination_ports", "icmp_type")
+
+    def __init__(self, protocol, source_ports=(), destination_ports=(), icmp_type=None):
+        # type: (Optional[str], Tuple[str, ...], Tuple[str, ...], Optional[str]) -> None
+        self.protocol = protocol
+        self.source_ports = source_ports
+        self.destination_ports = destination_ports
+        self.icmp_type = icmp_type
+
+
+def protocol_matches(entries, family):
+    # type: (Sequence[ServiceEntry], int) -> List[_Match]
+    """Group a rule's service entries per protocol, merging ports into multiport lists."""
+    if not entries:
+        return [_Match(None)]
+    relevant = [entry for entry in entries if entry.family in (None, family)]
+    matches = []  # type: List[_Match]
+    by_key = {}  # type: Dict[Tuple[str, Tuple[PortRange, ...]], List[PortRange]]
+    any_port = set()  # type: Set[Tuple[str, Tuple[PortRange, ...]]]
+    icmp_seen = set()  # type: Set[Tuple[str, Optional[str]]]
+    order = []  # type: List[Tuple[Any, ...]]
+    for entry in relevant:
+        if entry.protocol in PORT_PROTOCOLS:
+            key = (entry.protocol, entry.source_ports)
+            if key not in by_key:
+                by_key[key] = []
+                order.append(("ports",) + key)
+            if entry.ports:
+                by_key[key].extend(entry.ports)
+            else:
+                any_port.add(key)
+        else:
+            icmp_key = (entry.protocol, entry.icmp_type)
+            if icmp_key not in icmp_seen:
+                icmp_seen.add(icmp_key)
+                order.append(("plain",) + icmp_key)
+    for item in order:
+        if item[0] == "ports":
+            key = (item[1], item[2])
+            destination = () if key in any_port else merge_port_ranges(by_key[key])
+            sources = _port_chunks(merge_port_ranges(list(item[2]))) if item[2] else [()]
+            for source_chunk in sources:
+                for destination_chunk in _port_chunks(destination):
+                    matches.append(_Match(item[1], source_chunk, destination_chunk))
+        elif (item[1], None) in icmp_seen and item[2] is not None:
+            continue  # every type of this protocol is already matched
+        else:
+            matches.append(_Match(item[1], icmp_type=item[2]))
+    return matches
+
+
+def comment_label(origin):
+    # type: (str) -> str
+    """The policy path as a rule comment; host paths drop the quoted host name."""
+    if origin.startswith("hostvars["):
+        return origin.split("].", 1)[1]
+    return origin
+
+
+def expand_rule(rule, resolve):
+    # type: (PolicyRule, Any) -> _ExpandedRule
+    """A policy rule -> (IPv4 rules, IPv6 rules, warnings)."""
+    warnings = []  # type: List[str]
+    sources = resolve(rule.sources, rule.origin + ".from") if rule.sources is not None else None
+    destinations = resolve(rule.destinations, rule.origin + ".to") if rule.destinations is not None else None
+    for networks, key in ((sources, "from"), (destinations, "to")):
+        if networks is not None and not networks.ipv4 and not networks.ipv6:
+            warnings.append("%s.%s matches no address; the rule is left out" % (rule.origin, key))
+    comment = comment_label(rule.origin)
+    if rule.comment:
+        comment = (comment + ": " + rule.comment)[:MAX_COMMENT]
+    chain_target = rule.action.upper()
+    results = []  # type: List[Tuple[Rule, ...]]
+    for family in (4, 6):
+        family_rules = []  # type: List[Rule]
+        family_sources = (None,) if sources is None else sources.family(family)
+        family_destinations = (None,) if destinations is None else destinations.family(family)
+        matches = protocol_matches(rule.entries, family)
+        reject_with = None
+        if rule.action == "reject":
+            reject_with = REJECT_WITH[rule.reject_with or "port-unreachable"][family == 6]
+        log_prefix = None
+        if rule.log_prefix is not None:
+            log_prefix = rule.log_prefix or _generated_log_prefix(rule)
+        for source in family_sources:
+            for destination in family_destinations:
+                for match in matches:
+                    base = Rule(
+                        target=chain_target,
+                        source=source,
+                        destination=destination,
+                        in_interface=_bare(rule.in_interface),
+                        in_interface_negated=_negated(rule.in_interface),
+                        out_interface=_bare(rule.out_interface),
+                        out_interface_negated=_negated(rule.out_interface),
+                        protocol=match.protocol,
+                        source_ports=match.source_ports,
+                        destination_ports=match.destination_ports,
+                        icmp_type=match.icmp_type,
+                        comment=comment,
+                        reject_with=reject_with,
+                    )
+                    if log_prefix is not None:
+                        family_rules.append(base._replace(target="LOG", reject_with=None, log_prefix=log_prefix))
+                    family_rules.append(base)
+        results.append(tuple(family_rules))
+    if not results[0] and not results[1] and not warnings:
+        warnings.append(
+            "%s produces no rule: its addresses and protocols have no address family in common; the rule is left out"
+            % rule.origin
+        )
+    return results[0], results[1], tuple(warnings)
+
+
+def _bare(interface):
+    # type: (Optional[str]) -> Optional[str]
+    return interface[1:] if interface and interface.startswith("!") else interface
+
+
+def _negated(interface):
+    # type: (Optional[str]) -> bool
+    return bool(interface and interface.startswith("!"))
+
+
+_ORIGIN = re.compile(r"^(?:fleetwall_policy\.(?P<group>.+)|fleetwall_host_rules)\.(?P<direction>\w+)\[(?P<index>\d+)\]$")
+_SHORT_DIRECTION = {"inbound": "in", "outbound": "out", "forward": "fwd"}
+
+
+def _generated_log_prefix(rule):
+    # type: (PolicyRule) -> str
+    """'fw DROP web.in[0] ': the action and where the rule came from, within 29 characters."""
+    match = _ORIGIN.match(comment_label(rule.origin))
+    label = comment_label(rule.origin)
+    if match:
+        label = "%s.%s[%s]" % (
+            match.group("group") or "host",
+            _SHORT_DIRECTION.get(match.group("direction"), match.group("direction")),
+            match.group("index"),
+        )
+    return ("fw %s %s" % (rule.action.upper(), label))[:27].rstrip() + " "
+
+
+def _baseline_rules(family, chain, settings):
+    # type: (int, str, HostSettings) -> List[Rule]
+    """The rules every host gets ahead of its policy, per chain."""
+    baseline = settings.baseline
+    direction = {"INPUT": "inbound", "OUTPUT": "outbound", "FORWARD": "forward"}[chain]
+    restrictive = settings.default_policy[direction] != "accept"
+    rules = []  # type: List[Rule]
+
+    def add(comment, **fields):
+        # type: (str, Any) -> None
+        rules.append(Rule(comment="fleetwall baseline: " + comment, **fields))
+
+    loopback = "127.0.0.0/8" if family == 4 else "::1/128"
+    if chain == "INPUT":
+        if baseline["loopback"]:
+            add("loopback", target="ACCEPT", in_interface="lo")
+        if baseline["antispoof"]:
+            add("loopback anti-spoofing", target="DROP", source=loopback, in_interface="lo", in_interface_negated=True)
+    if chain == "OUTPUT" and restrictive and baseline["loopback"]:
+        add("loopback", target="ACCEPT", out_interface="lo")
+    if family == 6 and baseline["icmpv6_essentials"] and restrictive and chain in ("INPUT", "OUTPUT"):
+        for icmp_type in ICMPV6_NEIGHBOUR_DISCOVERY:
+            add(
+                "IPv6 neighbour discovery",
+                target="ACCEPT",
+                protocol="ipv6-icmp",
+                icmp_type=icmp_type,
+                hop_limit=255,
+            )
+        add("IPv6 packet too big", target="ACCEPT", protocol="ipv6-icmp", icmp_type="2")
+    if baseline["established"] and (chain == "INPUT" or restrictive):
+        add("established", target="ACCEPT", ctstate=("RELATED", "ESTABLISHED"))
+    if chain == "INPUT" and baseline["drop_invalid"]:
+        add("invalid", target="DROP", ctstate=("INVALID",))
+    if chain == "INPUT" and baseline["tcp_flag_sanity"]:
+        add("TCP null scan", target="DROP", protocol="tcp", tcp_flags="FIN,SYN,RST,PSH,ACK,URG NONE")
+        add("TCP xmas scan", target="DROP", protocol="tcp", tcp_flags="FIN,SYN,RST,PSH,ACK,URG FIN,PSH,URG")
+        add(
+            "TCP new without SYN",
+            target="DROP",
+            protocol="tcp",
+            tcp_flags="FIN,SYN,RST,ACK SYN",
+            tcp_flags_negated=True,
+            ctstate=("NEW",),
+        )
+    return rules
+
+
+def _tail_rules(family, chain, settings):
+    # type: (int, str, HostSettings) -> List[Rule]
+    direction = {"INPUT": "inbound", "OUTPUT": "outbound", "FORWARD": "forward"}[chain]
+    default = settings.default_policy[direction]
+    rules = []  # type: List[Rule]
+    if default == "accept":
+        return rules
+    if settings.log_default:
+        rules.append(
+            Rule(
+                target="LOG",
+                limit=DEFAULT_LOG_LIMIT,
+                comment="fleetwall default %s %s" % (direction, default),
+                log_prefix="fw %s %s " % (chain, default.upper()),
+            )
+        )
+    if default == "reject":
+        rules.append(
+            Rule(
+                target="REJECT",
+                comment="fleetwall default %s reject" % direction,
+                reject_with=REJECT_WITH["port-unreachable"][family == 6],
+            )
+        )
+    return rules
+
+
+class _PolicyVariant(NamedTuple):
+    raw: Tuple[Any, ...]
+    policy: FleetPolicy
+    resolver: AddressResolver
+    expansions: Dict[str, _ExpandedRule]
+    first_host: str
+
+
+class FleetCompiler:
+    """Compiles rulesets for the hosts of one inventory.
+
+    ``hostvars`` maps each host to its variables (Ansible's hostvars works);
+    ``groups`` maps each group to its hosts (Ansible's groups). Parsed
+    policies and expanded group rules are cached, so compiling a whole fleet
+    costs little more than the sum of what each host receives.
+    """
+
+    def __init__(self, hostvars, groups):
+        # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]]) -> None
+        self._hostvars = hostvars
+        self._groups = {str(name): [str(host) for host in hosts] for name, hosts in groups.items()}
+        hosts = set(self._groups.get("all", ()))
+        for members in self._groups.values():
+            hosts.update(members)
+        self._hosts = hosts
+        self._host_groups = {}  # type: Dict[str, List[str]]
+        for group in sorted(self._groups):
+            for host in self._groups[group]:
+                self._host_groups.setdefault(host, []).append(group)
+        self._host_addresses = HostAddresses(hostvars)
+        self._variants = []  # type: List[_PolicyVariant]
+
+    def _fleet(self, host, host_vars):
+        # type: (str, Mapping[str, Any]) -> _PolicyVariant
+        """The parsed fleet-wide variables as this host sees them, parsed once per distinct value."""
+        raw = tuple(host_vars.get(name) for name in FLEET_VARIABLES)
+        for variant in self._variants:
+            if variant.raw == raw:
+                return variant
+        policy = parse_fleet_policy(raw[0], raw[1], raw[2], self._groups, self._hosts)
+        resolver = AddressResolver(policy.address_sets, self._groups, self._host_addresses)
+        variant = _PolicyVariant(raw, policy, resolver, {}, host)
+        self._variants.append(variant)
+        return variant
+
+    def groups_of(self, host):
+        # type: (str) -> List[str]
+        """'all' first, then the host's other groups by name: never inventory order."""
+        groups = self._host_groups.get(host, [])
+        return (["all"] if "all" in groups else []) + [group for group in groups if group != "all"]
+
+    def compile_host(self, host):
+        # type: (str) -> HostRuleset
+        if host not in self._hostvars:
+            raise PolicyError(["inventory_hostname: unknown host '%s'" % host])
+        host_vars = self._hostvars[host]
+        if not hasattr(host_vars, "get"):
+            raise PolicyError(["hostvars['%s']: must be a mapping of variables" % host])
+        variant = self._fleet(host, host_vars)
+        policy, resolver, expansions = variant.policy, variant.resolver, variant.expansions
+        settings = parse_host_settings(
+            host,
+            host_vars.get("fleetwall_default_policy"),
+            host_vars.get("fleetwall_baseline"),
+            host_vars.get("fleetwall_host_rules"),
+            policy,
+            self._groups,
+            self._hosts,
+        )
+        rules = []  # type: List[PolicyRule]
+        for group in self.groups_of(host):
+            rules.extend(policy.group_rules.get(group, ()))
+        rules.extend(settings.host_rules)
+        # A stable sort: equal priorities keep the order above.
+        rules.sort(key=lambda rule: rule.priority)
+
+        per_chain = {4: {}, 6: {}}  # type: Dict[int, Dict[str, List[Rule]]]
+        warnings = []  # type: List[str]
+        if variant is not self._variants[0]:
+            warnings.append(
+                "host '%s' sees different %s than host '%s'; define them once for the fleet (group_vars/all)"
+                % (host, " / ".join(FLEET_VARIABLES), self._variants[0].first_host)
+            )
+        for rule in rules:
+            expanded = expansions.get(rule.origin)
+            if expanded is None:
+                expanded = expand_rule(rule, resolver.resolve)
+                if not rule.origin.startswith("hostvars["):
+                    expansions[rule.origin] = expanded
+            chain = CHAIN_OF[rule.direction]
+            per_chain[4].setdefault(chain, []).extend(expanded[0])
+            per_chain[6].setdefault(chain, []).extend(expanded[1])
+            warnings.extend(expanded[2])
+
+        families = []  # type: List[FamilyRuleset]
+        for family in (4, 6):
+            chains = []  # type: List[Chain]
+            for chain_name, direction in (("INPUT", "inbound"), ("FORWARD", "forward"), ("OUTPUT", "outbound")):
+                chain_rules = (
+                    _baseline_rules(family, chain_name, settings)
+                    + per_chain[family].get(chain_name, [])
+                    + _tail_rules(family, chain_name, settings)
+                )
+                policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
+                chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
+            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),)))
+        return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
+
+    def compile_hosts(self, hosts):
+        # type: (Iterable[str]) -> Dict[str, HostRuleset]
+        return {host: self.compile_host(host) for host in hosts}
+
+
+def compile_host_ruleset(hostvars, groups, host):
+    # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], str) -> HostRuleset
+    """One host's ruleset from Ansible's hostvars, groups and inventory_hostname."""
+    return FleetCompiler(hostvars, groups).compile_host(host)
+
+
+__all__ = ["FleetCompiler", "compile_host_ruleset", "FamilyNetworks"]

@@ -1,0 +1,308 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Decide a packet's fate against a compiled ruleset, as the kernel would.
+
+Private to the fleetwall.iptables collection. Pure logic on the IR, using
+only the standard library so it also runs on target hosts (the apply
+module's lockout guard). Module code: keep it compatible with Python 3.6.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import ipaddress
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
+    TERMINAL_TARGETS,
+    FamilyRuleset,
+    Rule,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_rule
+
+TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")
+CHAIN_OF_DIRECTION = {"inbound": "INPUT", "outbound": "OUTPUT", "forward": "FORWARD"}
+CTSTATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
+
+
+class Packet(NamedTuple):
+    """What the kernel knows about a packet when the filter table sees it."""
+
+    chain: str  # INPUT, OUTPUT or FORWARD
+    source: str
+    destination: str
+    protocol: Optional[str] = None  # as iptables-save names it; None for "other"
+    source_port: Optional[int] = None
+    destination_port: Optional[int] = None
+    icmp_type: Optional[int] = None
+    icmp_code: int = 0
+    in_interface: Optional[str] = None
+    out_interface: Optional[str] = None
+    state: str = "NEW"
+    tcp_flags: FrozenSet[str] = frozenset(("SYN",))
+    hop_limit: int = 64
+
+    @property
+    def family(self):
+        # type: () -> int
+        return ipaddress.ip_address(self.source).version
+
+
+class Verdict(NamedTuple):
+    verdict: str  # ACCEPT, DROP or REJECT
+    chain: str
+    rule_index: Optional[int]  # position in the chain, 0-based; None: the chain policy
+    rule: Optional[str]  # the deciding rule as iptables-save prints it
+    comment: Optional[str]
+    logged_by: Tuple[str, ...] = ()
+
+
+_NETWORKS = {}  # type: Dict[str, Any]
+
+
+def _network(cidr):
+    # type: (str) -> Any
+    network = _NETWORKS.get(cidr)
+    if network is None:
+        network = ipaddress.ip_network(cidr, strict=False)
+        _NETWORKS[cidr] = network
+    return network
+
+
+def _interface_matches(pattern, name, negated):
+    # type: (Optional[str], Optional[str], bool) -> bool
+    if pattern is None:
+        return True
+    if pattern == "+":
+        # iptables drops "-i +" as matching every packet; "! -i +" matches none.
+        matched = True
+    elif name is None:
+        matched = False
+    elif pattern.endswith("+"):
+        matched = name.startswith(pattern[:-1])
+    else:
+        matched = name == pattern
+    return matched != negated
+
+
+def _port_in(port, specs):
+    # type: (Optional[int], Tuple[str, ...]) -> bool
+    if not specs:
+        return True
+    if port is None:
+        return False
+    for spec in specs:
+        bounds = spec.split(":")
+        if int(bounds[0]) <= port <= int(bounds[-1]):
+            return True
+    return False
+
+
+def _flag_set(text):
+    # type: (str) -> FrozenSet[str]
+    if text == "NONE":
+        return frozenset()
+    if text == "ALL":
+        return frozenset(TCP_FLAGS)
+    return frozenset(text.split(","))
+
+
+def _tcp_flags_match(rule, packet):
+    # type: (Rule, Packet) -> bool
+    mask_text, comparison_text = rule.tcp_flags.split(" ")  # type: ignore[union-attr]
+    mask = _flag_set(mask_text)
+    matched = (packet.tcp_flags & mask) == _flag_set(comparison_text)
+    return matched != rule.tcp_flags_negated
+
+
+def _icmp_matches(rule, packet):
+    # type: (Rule, Packet) -> bool
+    if rule.icmp_type is None or rule.icmp_type == "any":
+        return True
+    numbers = [int(part) for part in rule.icmp_type.split("/")]
+    if rule.protocol == "icmp" and numbers[0] == 255:
+        # ip_tables reads IPv4 ICMP type 255 as "any type" (iptables-save prints "any").
+        return True
+    if packet.icmp_type is None:
+        return False
+    if numbers[0] != packet.icmp_type:
+        return False
+    return len(numbers) == 1 or numbers[1] == packet.icmp_code
+
+
+def rule_matches(rule, packet):
+    # type: (Rule, Packet) -> bool
+    address = ipaddress.ip_address
+    if rule.source and address(packet.source) not in _network(rule.source):
+        return False
+    if rule.destination and address(packet.destination) not in _network(rule.destination):
+        return False
+    if not _interface_matches(rule.in_interface, packet.in_interface, rule.in_interface_negated):
+        return False
+    if not _interface_matches(rule.out_interface, packet.out_interface, rule.out_interface_negated):
+        return False
+    if rule.protocol is not None:
+        if packet.protocol != rule.protocol:
+            return False
+        if not _port_in(packet.source_port, rule.source_ports):
+            return False
+        if not _port_in(packet.destination_port, rule.destination_ports):
+            return False
+        if rule.tcp_flags and not _tcp_flags_match(rule, packet):
+            return False
+        if rule.protocol in ("icmp", "ipv6-icmp") and not _icmp_matches(rule, packet):
+            return False
+    if rule.hop_limit is not None and packet.hop_limit != rule.hop_limit:
+        return False
+    if rule.ctstate and packet.state not in rule.ctstate:
+        return False
+    # A limit match only ever sits on LOG rules, which never decide a verdict.
+    return True
+
+
+def simulate(family_ruleset, packet, table="filter"):
+    # type: (FamilyRuleset, Packet, str) -> Verdict
+    """First terminal rule that matches decides; else the chain's policy."""
+    if packet.family != family_ruleset.family:
+        raise ValueError(
+            "an IPv%d packet cannot be checked against the IPv%d ruleset" % (packet.family, family_ruleset.family)
+        )
+    try:
+        chains = {chain.name: chain for chain in family_ruleset.table(table).chains}
+    except KeyError:
+        raise ValueError("the IPv%d ruleset has no %s table" % (family_ruleset.family, table))
+    if packet.chain not in chains:
+        raise ValueError("the IPv%d ruleset has no %s chain" % (family_ruleset.family, packet.chain))
+    logged = []  # type: List[str]
+
+    def walk(chain_name, depth):
+        # type: (str, int) -> Optional[Verdict]
+        if depth > 32:
+            raise ValueError("jumps nest deeper than 32 chains")
+        for index, rule in enumerate(chains[chain_name].rules):
+            if not rule_matches(rule, packet):
+                continue
+            if rule.target in TERMINAL_TARGETS:
+                return Verdict(rule.target, chain_name, index, render_rule(chain_name, rule), rule.comment, tuple(logged))
+            if rule.target == "LOG":
+                logged.append(render_rule(chain_name, rule))
+            elif rule.target == "RETURN":
+                return None
+            elif rule.target in chains:
+                verdict = walk(rule.target, depth + 1)
+                if verdict is not None:
+                    return verdict
+        return None
+
+    verdict = walk(packet.chain, 0)
+    if verdict is not None:
+        return verdict
+    policy = chains[packet.chain].policy or "ACCEPT"
+    return Verdict(policy, packet.chain, None, None, None, tuple(logged))
+
+
+def packet_from_dict(data):
+    # type: (Mapping[str, Any]) -> Packet
+    """A packet as a playbook writes it; ValueError naming the bad field."""
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.services import (
+        ICMP_TYPES,
+        ICMPV6_TYPES,
+        PROTOCOLS,
+    )
+
+    allowed = (
+        "direction", "chain", "source", "destination", "protocol", "source_port", "port",
+        "destination_port", "icmp_type", "icmp_code", "in_interface", "out_interface",
+        "state", "tcp_flags", "hop_limit",
+    )
+    unknown = sorted(str(key) for key in data if key not in allowed)
+    if unknown:
+        raise ValueError("packet: unknown field(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(allowed)))
+    values = {}  # type: Dict[str, Any]
+    if "chain" in data:
+        values["chain"] = str(data["chain"]).upper()
+        if values["chain"] not in CHAIN_OF_DIRECTION.values():
+            raise ValueError("packet.chain: must be INPUT, OUTPUT or FORWARD, got %r" % (data["chain"],))
+    else:
+        direction = data.get("direction", "inbound")
+        if direction not in CHAIN_OF_DIRECTION:
+            raise ValueError("packet.direction: must be inbound, outbound or forward, got %r" % (direction,))
+        values["chain"] = CHAIN_OF_DIRECTION[direction]
+    for key in ("source", "destination"):
+        if key not in data:
+            raise ValueError("packet.%s: required" % key)
+        try:
+            values[key] = str(ipaddress.ip_address(str(data[key])))
+        except ValueError:
+            raise ValueError("packet.%s: not an IP address: %r" % (key, data[key]))
+    if ipaddress.ip_address(values["source"]).version != ipaddress.ip_address(values["destination"]).version:
+        raise ValueError("packet: source and destination are of different address families")
+    family = ipaddress.ip_address(values["source"]).version
+    protocol = data.get("protocol")
+    if protocol is not None:
+        name = str(protocol).lower()
+        if name == "icmp" and family == 6:
+            name = "icmpv6"
+        if name not in PROTOCOLS:
+            raise ValueError("packet.protocol: unknown protocol %r" % (protocol,))
+        values["protocol"] = PROTOCOLS[name]
+    for key, field in (("port", "destination_port"), ("destination_port", "destination_port"), ("source_port", "source_port")):
+        if key in data and data[key] is not None:
+            port = data[key]
+            if isinstance(port, bool) or not isinstance(port, int) and not str(port).isdigit():
+                raise ValueError("packet.%s: must be a port number, got %r" % (key, port))
+            values[field] = int(port)
+            if not 0 <= values[field] <= 65535:
+                raise ValueError("packet.%s: port %d is out of range" % (key, values[field]))
+    if "icmp_type" in data:
+        names = ICMP_TYPES if family == 4 else ICMPV6_TYPES
+        text = str(data["icmp_type"]).lower()
+        canonical = names.get(text, text)
+        try:
+            numbers = [int(part) for part in (canonical or "").split("/")]
+            values["icmp_type"] = numbers[0]
+            if len(numbers) > 1:
+                values["icmp_code"] = numbers[1]
+        except ValueError:
+            raise ValueError("packet.icmp_type: unknown ICMP type %r" % (data["icmp_type"],))
+    for key in ("icmp_code", "hop_limit"):
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not (isinstance(value, int) or str(value).isdigit()) or not 0 <= int(value) <= 255:
+                raise ValueError("packet.%s: must be a number from 0 to 255, got %r" % (key, value))
+            values[key] = int(value)
+    for key in ("in_interface", "out_interface"):
+        if data.get(key) is not None:
+            values[key] = str(data[key])
+    if "state" in data:
+        state = str(data["state"]).upper()
+        if state not in CTSTATES:
+            raise ValueError("packet.state: must be one of %s, got %r" % (", ".join(CTSTATES), data["state"]))
+        values["state"] = state
+    if "tcp_flags" in data:
+        flags = data["tcp_flags"]
+        if not isinstance(flags, (str, list, tuple)):
+            raise ValueError("packet.tcp_flags: must be a list of flags or a comma-separated string, got %r" % (flags,))
+        items = flags.split(",") if isinstance(flags, str) else list(flags)  # type: Iterable[Any]
+        flag_set = frozenset(str(flag).strip().upper() for flag in items if str(flag).strip())
+        bad = sorted(flag_set - set(TCP_FLAGS))
+        if bad:
+            raise ValueError("packet.tcp_flags: unknown flag(s) %s" % ", ".join(bad))
+        values["tcp_flags"] = flag_set
+    elif values.get("state", "NEW") != "NEW":
+        values["tcp_flags"] = frozenset(("ACK",))
+    return Packet(**values)
+
+
+def verdict_to_dict(verdict):
+    # type: (Verdict) -> Dict[str, Any]
+    return {
+        "verdict": verdict.verdict,
+        "chain": verdict.chain,
+        "rule_index": verdict.rule_index,
+        "rule": verdict.rule,
+        "comment": verdict.comment,
+        "logged_by": list(verdict.logged_by),
+    }

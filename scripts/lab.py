@@ -1,0 +1,237 @@
+"""A lab of network-namespace hosts for the fleetwall demo.
+
+Every inventory host becomes a network namespace ``fwlab-<host>`` with one
+veth leg on a bridge that lives in its own namespace ``fwlab-switch``, using
+the IPv4 and IPv6 addresses from its ``fleetwall_host_addresses``. An extra
+namespace ``fwlab-outside`` stands for a machine that is in no group. Nothing
+is created in, or changed on, this machine's own network namespace, and every
+iptables call checks first that it runs inside the intended namespace.
+
+    lab.py up INVENTORY        create the namespaces and start listeners
+    lab.py apply RENDERED_DIR  iptables-restore HOST.v4 / HOST.v6 into each host
+    lab.py probe INVENTORY     connect from every host to every host and print who reaches what
+    lab.py down                remove everything the lab created
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+PREFIX = "fwlab-"
+SWITCH = PREFIX + "switch"
+OUTSIDE = "outside"
+OUTSIDE_ADDRESSES = ("10.200.0.250", "fd00:200::250")
+PORTS = {"ssh": 22, "http": 80, "https": 443, "postgres": 5432}
+PROBE_TIMEOUT = 0.6
+
+LISTENER = textwrap.dedent(
+    """
+    import selectors, socket, sys
+    sel = selectors.DefaultSelector()
+    for port in map(int, sys.argv[1:]):
+        for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            server = socket.socket(family, socket.SOCK_STREAM)
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            server.bind((address, port))
+            server.listen(64)
+            sel.register(server, selectors.EVENT_READ)
+    while True:
+        for key, events in sel.select():
+            connection, peer = key.fileobj.accept()
+            connection.close()
+    """
+)
+
+PROBER = textwrap.dedent(
+    """
+    import json, socket, sys
+    from concurrent.futures import ThreadPoolExecutor
+    targets = json.loads(sys.stdin.read())
+    def probe(target):
+        address, port = target
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(%r)
+            try:
+                sock.connect((address, port))
+                return "open"
+            except ConnectionRefusedError:
+                return "closed"
+            except OSError:
+                return "filtered"
+    with ThreadPoolExecutor(32) as pool:
+        print(json.dumps(list(pool.map(probe, targets))))
+    """
+    % PROBE_TIMEOUT
+)
+
+
+def run(*command: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, input=input_text, text=True, capture_output=True, check=check)
+
+
+def in_namespace(namespace: str, *command: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    return run("ip", "netns", "exec", namespace, *command, input_text=input_text)
+
+
+def assert_inside(namespace: str) -> None:
+    """Refuse to touch a firewall unless the command really runs in `namespace`."""
+    where = run("ip", "netns", "exec", namespace, "ip", "netns", "identify", check=False).stdout.strip()
+    if where != namespace:
+        sys.exit(f"lab: refusing to run iptables: expected namespace {namespace!r}, got {where!r}")
+
+
+def lab_hosts(inventory: str) -> dict[str, list[str]]:
+    """host -> its addresses, read by ansible-inventory from the inventory itself."""
+    ansible_inventory = Path(sys.executable).with_name("ansible-inventory")
+    listing = json.loads(run(str(ansible_inventory), "-i", inventory, "--list").stdout)
+    hostvars = listing["_meta"]["hostvars"]
+    hosts = {}
+    for host in sorted(hostvars):
+        addresses = hostvars[host].get("fleetwall_host_addresses")
+        if not addresses:
+            sys.exit(f"lab: host {host} has no fleetwall_host_addresses in {inventory}")
+        hosts[host] = [str(address) for address in addresses]
+    hosts[OUTSIDE] = list(OUTSIDE_ADDRESSES)
+    return hosts
+
+
+def namespaces() -> list[str]:
+    listing = run("ip", "netns", "list").stdout.split()
+    return [name for name in listing if name.startswith(PREFIX)]
+
+
+def on_link_prefix(hosts: dict[str, list[str]], version: int) -> int:
+    """The longest prefix that puts every lab address of a family on one link."""
+    addresses = [ipaddress.ip_address(a) for addresses in hosts.values() for a in addresses]
+    addresses = [address for address in addresses if address.version == version]
+    bits = 32 if version == 4 else 128
+    for length in range(bits, -1, -1):
+        networks = {ipaddress.ip_network(f"{address}/{length}", strict=False) for address in addresses}
+        if len(networks) <= 1:
+            return min(length, 24 if version == 4 else 64)
+    return 0
+
+
+def up(inventory: str) -> None:
+    down()
+    hosts = lab_hosts(inventory)
+    prefix = {4: on_link_prefix(hosts, 4), 6: on_link_prefix(hosts, 6)}
+    run("ip", "netns", "add", SWITCH)
+    in_namespace(SWITCH, "ip", "link", "add", "br0", "type", "bridge")
+    in_namespace(SWITCH, "ip", "link", "set", "br0", "up")
+    for index, (host, addresses) in enumerate(hosts.items()):
+        namespace = PREFIX + host
+        run("ip", "netns", "add", namespace)
+        leg = f"p{index}"
+        # Created inside the switch namespace, so no interface ever appears in ours.
+        in_namespace(SWITCH, "ip", "link", "add", leg, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        in_namespace(SWITCH, "ip", "link", "set", leg, "master", "br0", "up")
+        in_namespace(namespace, "ip", "link", "set", "lo", "up")
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            extra = ["nodad"] if ip.version == 6 else []
+            in_namespace(namespace, "ip", "addr", "add", f"{ip}/{prefix[ip.version]}", "dev", "eth0", *extra)
+        in_namespace(namespace, "ip", "link", "set", "eth0", "up")
+        if host != OUTSIDE:
+            subprocess.Popen(
+                ["ip", "netns", "exec", namespace, sys.executable, "-c", LISTENER, *map(str, PORTS.values())],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+    time.sleep(0.5)
+    print(f"lab: {len(hosts)} hosts up: {', '.join(hosts)}")
+
+
+def apply(rendered: str) -> None:
+    for path in sorted(Path(rendered).glob("*.v4")):
+        host = path.stem
+        namespace = PREFIX + host
+        assert_inside(namespace)
+        in_namespace(namespace, "iptables-restore", input_text=path.read_text())
+        in_namespace(namespace, "ip6tables-restore", input_text=path.with_suffix(".v6").read_text())
+        print(f"lab: applied {path.name} and {path.with_suffix('.v6').name} in {namespace}")
+
+
+def probe(inventory: str) -> int:
+    hosts = lab_hosts(inventory)
+    targets = [host for host in hosts if host != OUTSIDE]
+    cases = [
+        (source, target, service, address)
+        for source in hosts
+        for target in targets
+        if target != source
+        for service in PORTS
+        for address in hosts[target]
+    ]
+
+    def probe_from(source: str) -> list[str]:
+        mine = [[address, PORTS[service]] for src, target, service, address in cases if src == source]
+        result = in_namespace(PREFIX + source, sys.executable, "-c", PROBER, input_text=json.dumps(mine))
+        return json.loads(result.stdout)
+
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        outcomes = dict(zip(hosts, pool.map(probe_from, hosts)))
+    position = {source: 0 for source in hosts}
+    reached: dict[tuple[str, str], list[str]] = {}
+    for source, target, service, address in cases:
+        outcome = outcomes[source][position[source]]
+        position[source] += 1
+        family = "v6" if ":" in address else "v4"
+        if outcome == "open":
+            reached.setdefault((target, service), []).append(f"{source}/{family}")
+    width = max(len(host) for host in targets) + 2
+    print("\nWho reaches what (real TCP connections; open = handshake completed):\n")
+    for target in targets:
+        for service in PORTS:
+            sources = reached.get((target, service), [])
+            print(f"  {target:<{width}} {service:<9} <- {', '.join(sources) if sources else '(nobody)'}")
+    return 0
+
+
+def down() -> None:
+    for namespace in namespaces():
+        pids = run("ip", "netns", "pids", namespace, check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+        run("ip", "netns", "del", namespace, check=False)
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        sys.exit("lab: network namespaces need root")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up").add_argument("inventory")
+    commands.add_parser("apply").add_argument("rendered")
+    commands.add_parser("probe").add_argument("inventory")
+    commands.add_parser("down")
+    arguments = parser.parse_args()
+    if arguments.command == "up":
+        up(arguments.inventory)
+    elif arguments.command == "apply":
+        apply(arguments.rendered)
+    elif arguments.command == "probe":
+        return probe(arguments.inventory)
+    else:
+        down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test, in order of cost. Exits non-zero if any suite fails, after
+# running all of them, and prints one summary line per suite.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+declare -a summary=()
+failed=0
+passed_suites=0
+failed_suites=0
+run_suite() {
+    local name=$1
+    shift
+    echo "=== $name: $*"
+    local start=$SECONDS
+    if "$@"; then
+        summary+=("PASS  $name ($((SECONDS - start)) s)")
+        passed_suites=$((passed_suites + 1))
+    else
+        summary+=("FAIL  $name ($((SECONDS - start)) s)")
+        failed=1
+        failed_suites=$((failed_suites + 1))
+    fi
+}
+
+run_suite "ansible-test sanity" scripts/ansible-test.sh sanity
+run_suite "ansible-test units" scripts/ansible-test.sh units
+run_suite "unit tests (pytest)" .venv/bin/python -m pytest tests/unit -q -p no:cacheprovider
+run_suite "integration (real iptables in network namespaces)" \
+    .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
+run_suite "benchmark smoke run" .venv/bin/python benchmarks/compile.py --sizes 100
+
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+echo "suites: $passed_suites passed, $failed_suites failed"
+exit $failed
