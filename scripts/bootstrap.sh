@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(iptables ipset iproute2 make rsync git procps)
+apt_packages=(iptables ipset iproute2 make rsync git procps openssh-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -17,7 +17,16 @@ if ((${#missing[@]})); then
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # openssh-server is for the tests' and the lab's sshd inside network
+    # namespaces; its package must not start an sshd on this machine.
+    blocker=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        blocker=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$blocker"
+        chmod 755 "$blocker"
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [[ -z $blocker ]] || rm -f "$blocker"
 fi
 
 # ansible-core 2.21 needs Python 3.12; prefer it, fall back to any 3.12+.

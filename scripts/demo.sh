@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # The main job on a built-in default: a lab of network-namespace hosts
-# (bastion, web1, web2, db1 and an outsider), the example policy compiled
-# by Ansible, applied inside each namespace, and proven by real connections.
-# Needs root; changes nothing outside the lab's own namespaces.
+# (bastion1, web1, web2, db1, each with its own sshd, and an outsider), the
+# example policy rolled out by playbooks/site.yml over SSH from the bastion,
+# and what each host accepts from whom, proven by real connections.
+# Needs root; changes nothing outside the lab's own namespaces and .build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 inventory=examples/lab
-rendered=.build/demo/rendered
 export ANSIBLE_COLLECTIONS_PATH
 ANSIBLE_COLLECTIONS_PATH=$(dirname "$(dirname "$(dirname "$(scripts/collection-tree.sh)")")")
 python=.venv/bin/python
+if ! command -v sshd >/dev/null 2>&1 && [[ ! -x /usr/sbin/sshd ]]; then
+    echo "demo: sshd is missing; run scripts/bootstrap.sh as root" >&2
+    exit 1
+fi
 
 trap '$python scripts/lab.py down' EXIT
 $python scripts/lab.py up "$inventory"
 echo "demo: the lab before any firewall:"
 $python scripts/lab.py probe "$inventory"
-.venv/bin/ansible-playbook -i "$inventory" playbooks/render.yml -e "fleetwall_render_dir=$PWD/$rendered"
-$python scripts/lab.py apply "$rendered"
-echo "demo: the lab with the example policy applied (examples/lab/group_vars/all.yml):"
+echo "demo: rolling out examples/lab/group_vars/all.yml with playbooks/site.yml, from the bastion over SSH"
+$python scripts/lab.py playbook "$inventory" playbooks/site.yml -e fleetwall_batch_size=2
+echo "demo: the lab with the example policy applied:"
 $python scripts/lab.py probe "$inventory"
-echo "demo: rulesets are in $rendered"
+echo "demo: a second rollout changes nothing:"
+$python scripts/lab.py playbook "$inventory" playbooks/site.yml | tail -n 6

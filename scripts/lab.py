@@ -7,10 +7,15 @@ namespace ``fwlab-outside`` stands for a machine that is in no group. Nothing
 is created in, or changed on, this machine's own network namespace, and every
 iptables call checks first that it runs inside the intended namespace.
 
-    lab.py up INVENTORY        create the namespaces and start listeners
-    lab.py apply RENDERED_DIR  iptables-restore HOST.v4 / HOST.v6 into each host
-    lab.py probe INVENTORY     connect from every host to every host and print who reaches what
-    lab.py down                remove everything the lab created
+Each host runs a real sshd (its configuration, keys and pid file live in
+.build/demo/lab, never in /etc), so Ansible reaches the hosts over SSH from
+inside the bastion's namespace, the way an operator's jump host would.
+
+    lab.py up INVENTORY             create the namespaces, start sshd and listeners
+    lab.py playbook INVENTORY PLAY  run ansible-playbook from the bastion against the lab
+    lab.py apply RENDERED_DIR       iptables-restore HOST.v4 / HOST.v6 into each host
+    lab.py probe INVENTORY          connect from every host to every host and print who reaches what
+    lab.py down                     remove everything the lab created
 """
 
 from __future__ import annotations
@@ -31,6 +36,22 @@ SWITCH = PREFIX + "switch"
 OUTSIDE = "outside"
 OUTSIDE_ADDRESSES = ("10.200.0.250", "fd00:200::250")
 PORTS = {"ssh": 22, "http": 80, "https": 443, "postgres": 5432}
+LISTENER_PORTS = [port for port in PORTS.values() if port != 22]  # sshd answers on 22
+LAB_DIR = Path(__file__).resolve().parent.parent / ".build" / "demo" / "lab"
+CONTROLLER = "bastion1"
+SSHD_CONFIG = """\
+Port 22
+{listen}
+HostKey {lab}/ssh/host_key
+AuthorizedKeysFile {lab}/ssh/authorized_keys
+PidFile {lab}/ssh/sshd-{host}.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+"""
 PROBE_TIMEOUT = 0.6
 
 LISTENER = textwrap.dedent(
@@ -144,15 +165,90 @@ def up(inventory: str) -> None:
             extra = ["nodad"] if ip.version == 6 else []
             in_namespace(namespace, "ip", "addr", "add", f"{ip}/{prefix[ip.version]}", "dev", "eth0", *extra)
         in_namespace(namespace, "ip", "link", "set", "eth0", "up")
+        # Connection tracking active from the start, as on a server that has had a
+        # stateful firewall before: otherwise the first ruleset would see the
+        # controller's open SSH connections mid-stream, as NEW (docs/apply.md).
+        assert_inside(namespace)
+        in_namespace(namespace, "iptables", "-t", "mangle", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "INVALID",
+                     "-m", "comment", "--comment", "fleetwall lab: conntrack on", "-j", "RETURN")
+        in_namespace(namespace, "ip6tables", "-t", "mangle", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "INVALID",
+                     "-m", "comment", "--comment", "fleetwall lab: conntrack on", "-j", "RETURN")
         if host != OUTSIDE:
+            start_sshd(host, addresses)
             subprocess.Popen(
-                ["ip", "netns", "exec", namespace, sys.executable, "-c", LISTENER, *map(str, PORTS.values())],
+                ["ip", "netns", "exec", namespace, sys.executable, "-c", LISTENER, *map(str, LISTENER_PORTS)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
     time.sleep(0.5)
-    print(f"lab: {len(hosts)} hosts up: {', '.join(hosts)}")
+    write_connection_inventory(hosts)
+    print(f"lab: {len(hosts)} hosts up: {', '.join(hosts)}; sshd on every host but {OUTSIDE}")
+
+
+def start_sshd(host: str, addresses: list[str]) -> None:
+    ssh_dir = LAB_DIR / "ssh"
+    if not (ssh_dir / "host_key").exists():
+        ssh_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("host_key", "client_key"):
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"fleetwall-lab-{name}", "-f", str(ssh_dir / name))
+        (ssh_dir / "authorized_keys").write_text((ssh_dir / "client_key.pub").read_text())
+    listen = "\n".join(f"ListenAddress {address}" for address in addresses)
+    config = ssh_dir / f"sshd-{host}.conf"
+    config.write_text(SSHD_CONFIG.format(listen=listen, lab=LAB_DIR, host=host))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    in_namespace(PREFIX + host, "/usr/sbin/sshd", "-f", str(config), "-E", str(ssh_dir / f"sshd-{host}.log"))
+
+
+def write_connection_inventory(hosts: dict[str, list[str]]) -> None:
+    """How Ansible reaches each lab host, and where its 'persistent' files go."""
+    lines = ["all:", "  hosts:"]
+    for host, addresses in hosts.items():
+        if host == OUTSIDE:
+            continue
+        root = LAB_DIR / "root" / host
+        ipv4 = next(address for address in addresses if ":" not in address)
+        lines += [
+            f"    {host}:",
+            f"      ansible_host: {ipv4}",
+            "      ansible_user: root",
+            f"      ansible_ssh_private_key_file: {LAB_DIR / 'ssh' / 'client_key'}",
+            "      ansible_ssh_common_args: -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o IdentitiesOnly=yes",
+            f"      ansible_python_interpreter: {sys.executable}",
+            "      fleetwall_become: false",
+            f"      fleetwall_backup_dir: {root}/var/lib/fleetwall",
+            f"      fleetwall_persistence_root: {root}",
+            "      fleetwall_persistence_install_packages: false",
+            "      fleetwall_persistence_manage_services: false",
+        ]
+    (LAB_DIR / "connection.yml").write_text("\n".join(lines) + "\n")
+
+
+def check_ssh_lands_in_the_lab(hosts: dict[str, list[str]]) -> None:
+    """Before Ansible touches a firewall: every SSH target must be the lab namespace it is meant to be."""
+    for host, addresses in hosts.items():
+        if host == OUTSIDE:
+            continue
+        ipv4 = next(address for address in addresses if ":" not in address)
+        where = in_namespace(
+            PREFIX + CONTROLLER, "ssh", "-i", str(LAB_DIR / "ssh" / "client_key"), "-o", "BatchMode=yes",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR",
+            f"root@{ipv4}", "ip netns identify",
+        ).stdout.strip()
+        if where != PREFIX + host:
+            sys.exit(f"lab: refusing to run Ansible: ssh to {host} ({ipv4}) lands in {where!r}, not {PREFIX + host!r}")
+
+
+def playbook(inventory: str, play: str, extra: list[str]) -> int:
+    hosts = lab_hosts(inventory)
+    check_ssh_lands_in_the_lab(hosts)
+    ansible_playbook = Path(sys.executable).with_name("ansible-playbook")
+    command = [
+        "ip", "netns", "exec", PREFIX + CONTROLLER, str(ansible_playbook),
+        "-i", inventory, "-i", str(LAB_DIR / "connection.yml"), play, *extra,
+    ]
+    environment = dict(os.environ, ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(command, env=environment, check=False).returncode
 
 
 def apply(rendered: str) -> None:
@@ -202,6 +298,12 @@ def probe(inventory: str) -> int:
 
 
 def down() -> None:
+    for pid_file in (LAB_DIR / "ssh").glob("sshd-*.pid") if (LAB_DIR / "ssh").exists() else ():
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), 9)
+        except (ProcessLookupError, ValueError):
+            pass
+        pid_file.unlink()
     for namespace in namespaces():
         pids = run("ip", "netns", "pids", namespace, check=False).stdout.split()
         for pid in pids:
@@ -218,12 +320,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up").add_argument("inventory")
+    playbook_parser = commands.add_parser("playbook")
+    playbook_parser.add_argument("inventory")
+    playbook_parser.add_argument("play")
+    playbook_parser.add_argument("extra", nargs=argparse.REMAINDER)
     commands.add_parser("apply").add_argument("rendered")
     commands.add_parser("probe").add_argument("inventory")
     commands.add_parser("down")
     arguments = parser.parse_args()
     if arguments.command == "up":
         up(arguments.inventory)
+    elif arguments.command == "playbook":
+        return playbook(arguments.inventory, arguments.play, arguments.extra)
     elif arguments.command == "apply":
         apply(arguments.rendered)
     elif arguments.command == "probe":

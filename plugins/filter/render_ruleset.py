@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_from_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import coexist_boot_text
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
 
 
 @reports_policy_errors
-def render_ruleset(ruleset: Mapping[str, Any]) -> Dict[str, str]:
+def render_ruleset(ruleset: Mapping[str, Any], mode: str = "own") -> Dict[str, str]:
+    if mode not in ("own", "coexist"):
+        raise AnsibleFilterError("render_ruleset: mode must be 'own' or 'coexist', got %r" % (mode,))
     parsed = ruleset_from_dict(ruleset)
-    return {"ipv4": render_family(parsed.ipv4), "ipv6": render_family(parsed.ipv6)}
+    render = render_family if mode == "own" else coexist_boot_text
+    return {"ipv4": render(parsed.ipv4), "ipv6": render(parsed.ipv6)}
 
 
 class FilterModule:

@@ -107,3 +107,18 @@ def test_rule_counts_report_added_and_removed_rules():
     before = "*filter\n-A INPUT -j A\n-A INPUT -j B\nCOMMIT\n"
     after = "*filter\n-A INPUT -j A\n-A INPUT -j C\n-A INPUT -j D\nCOMMIT\n"
     assert rule_counts(before, after) == (2, 1)
+
+
+def test_coexist_boot_file_holds_only_fleetwall_chains_and_jumps():
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import coexist_boot_text
+
+    assert coexist_boot_text(POLICY) == (
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        ":FWL-FORWARD - [0:0]\n:FWL-INPUT - [0:0]\n:FWL-OUTPUT - [0:0]\n"
+        "-A INPUT -m comment --comment fleetwall -j FWL-INPUT\n"
+        "-A FORWARD -m comment --comment fleetwall -j FWL-FORWARD\n"
+        "-A OUTPUT -m comment --comment fleetwall -j FWL-OUTPUT\n"
+        "-A FWL-INPUT -i lo -j ACCEPT\n"
+        '-A FWL-INPUT -m comment --comment "fleetwall default policy" -j DROP\n'
+        "COMMIT\n"
+    )
