@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_to_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FLEET_VARIABLES, FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.module_utils.render import RenderCache
+from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
 
 display = Display()
@@ -22,6 +23,19 @@ def _check_inventory(hostvars: Any, groups: Any) -> None:
         raise AnsibleFilterError("compile_ruleset: the input must be hostvars (a mapping of host to variables)")
     if not isinstance(groups, Mapping):
         raise AnsibleFilterError("compile_ruleset: the groups argument must be the 'groups' mapping")
+
+
+def _compiler(hostvars: Any, groups: Mapping[str, Sequence[str]]) -> FleetCompiler:
+    """A compiler that recognises group_vars/all by the identity of its raw values."""
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is None:
+        return FleetCompiler(hostvars, groups)
+
+    def raw_fleet_variables(host: str) -> Tuple[Any, ...]:
+        raw = raw_get(host)
+        return tuple(raw.get(name) for name in FLEET_VARIABLES)
+
+    return FleetCompiler(hostvars, groups, raw_fleet_variables)
 
 
 def _warn(rulesets: Sequence[Dict[str, Any]]) -> None:
@@ -36,7 +50,7 @@ def _warn(rulesets: Sequence[Dict[str, Any]]) -> None:
 @reports_policy_errors
 def compile_ruleset(hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], host: str) -> Dict[str, Any]:
     _check_inventory(hostvars, groups)
-    ruleset = ruleset_to_dict(FleetCompiler(hostvars, groups).compile_host(str(host)))
+    ruleset = ruleset_to_dict(_compiler(hostvars, groups).compile_host(str(host)))
     _warn([ruleset])
     return ruleset
 
@@ -48,9 +62,10 @@ def compile_fleet(
     _check_inventory(hostvars, groups)
     if isinstance(hosts, str):
         raise AnsibleFilterError("compile_fleet: hosts must be a list of inventory host names")
-    compiler = FleetCompiler(hostvars, groups)
     names = sorted(str(host) for host in hosts) if hosts else sorted(groups.get("all", ()))
-    rulesets = {host: ruleset_to_dict(compiler.compile_host(host)) for host in names}
+    compiled = _compiler(hostvars, groups).compile_hosts(names)
+    cache = RenderCache()  # group rules are shared objects: render each once for the fleet
+    rulesets = {host: ruleset_to_dict(compiled[host], cache) for host in names}
     _warn(list(rulesets.values()))
     return rulesets
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_from_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import coexist_boot_text
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
@@ -19,9 +19,10 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors i
 def render_ruleset(ruleset: Mapping[str, Any], mode: str = "own") -> Dict[str, str]:
     if mode not in ("own", "coexist"):
         raise AnsibleFilterError("render_ruleset: mode must be 'own' or 'coexist', got %r" % (mode,))
-    parsed = ruleset_from_dict(ruleset)
-    render = render_family if mode == "own" else coexist_boot_text
-    return {"ipv4": render(parsed.ipv4), "ipv6": render(parsed.ipv6)}
+    parsed = ruleset_from_dict(ruleset)  # validates, whatever the mode
+    if mode == "own":
+        return {"ipv4": render_family(parsed.ipv4), "ipv6": render_family(parsed.ipv6)}
+    return {"ipv4": coexist_boot_text(parsed.ipv4), "ipv6": coexist_boot_text(parsed.ipv6)}
 
 
 class FilterModule:

@@ -9,7 +9,7 @@ from typing import Any, Dict, Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_from_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import (
     packet_from_dict,
     simulate,

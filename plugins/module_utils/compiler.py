@@ -13,8 +13,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import gc
 import re
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import (
     AddressResolver,
@@ -298,6 +299,7 @@ class _PolicyVariant(NamedTuple):
     resolver: AddressResolver
     expansions: Dict[str, _ExpandedRule]
     first_host: str
+    identity: Optional[Tuple[Any, ...]]
 
 
 class FleetCompiler:
@@ -309,9 +311,16 @@ class FleetCompiler:
     costs little more than the sum of what each host receives.
     """
 
-    def __init__(self, hostvars, groups):
-        # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]]) -> None
+    def __init__(self, hostvars, groups, raw_fleet_variables=None):
+        # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Optional[Callable[[str], Tuple[Any, ...]]]) -> None
+        """``raw_fleet_variables(host)``, when given, returns the host's fleet
+        variables before templating; hosts whose values are the very same
+        objects (group_vars/all) share one parse without their templated
+        values being compared, which in Ansible costs a templating pass over
+        the whole policy per host."""
         self._hostvars = hostvars
+        self._raw_fleet_variables = raw_fleet_variables
+        self._baselines = {}  # type: Dict[Tuple[Any, ...], Tuple[Tuple[Rule, ...], Tuple[Rule, ...]]]
         self._groups = {str(name): [str(host) for host in hosts] for name, hosts in groups.items()}
         hosts = set(self._groups.get("all", ()))
         for members in self._groups.values():
@@ -327,13 +336,18 @@ class FleetCompiler:
     def _fleet(self, host, host_vars):
         # type: (str, Mapping[str, Any]) -> _PolicyVariant
         """The parsed fleet-wide variables as this host sees them, parsed once per distinct value."""
+        identity = self._raw_fleet_variables(host) if self._raw_fleet_variables else None
+        if identity is not None:
+            for variant in self._variants:
+                if variant.identity is not None and all(a is b for a, b in zip(variant.identity, identity)):
+                    return variant
         raw = tuple(host_vars.get(name) for name in FLEET_VARIABLES)
         for variant in self._variants:
             if variant.raw == raw:
                 return variant
         policy = parse_fleet_policy(raw[0], raw[1], raw[2], self._groups, self._hosts)
         resolver = AddressResolver(policy.address_sets, self._groups, self._host_addresses)
-        variant = _PolicyVariant(raw, policy, resolver, {}, host)
+        variant = _PolicyVariant(raw, policy, resolver, {}, host, identity)
         self._variants.append(variant)
         return variant
 
@@ -390,19 +404,41 @@ class FleetCompiler:
         for family in (4, 6):
             chains = []  # type: List[Chain]
             for chain_name, direction in (("INPUT", "inbound"), ("FORWARD", "forward"), ("OUTPUT", "outbound")):
-                chain_rules = (
-                    _baseline_rules(family, chain_name, settings)
-                    + per_chain[family].get(chain_name, [])
-                    + _tail_rules(family, chain_name, settings)
-                )
+                head, tail = self._fixed_rules(family, chain_name, settings)
+                chain_rules = head + tuple(per_chain[family].get(chain_name, ())) + tail
                 policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
             families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),)))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
 
+    def _fixed_rules(self, family, chain, settings):
+        # type: (int, str, HostSettings) -> Tuple[Tuple[Rule, ...], Tuple[Rule, ...]]
+        """Baseline and default-policy rules, shared by every host with the same settings."""
+        key = (
+            family,
+            chain,
+            tuple(sorted(settings.baseline.items())),
+            tuple(sorted(settings.default_policy.items())),
+            settings.log_default,
+        )
+        cached = self._baselines.get(key)
+        if cached is None:
+            cached = (tuple(_baseline_rules(family, chain, settings)), tuple(_tail_rules(family, chain, settings)))
+            self._baselines[key] = cached
+        return cached
+
     def compile_hosts(self, hosts):
         # type: (Iterable[str]) -> Dict[str, HostRuleset]
-        return {host: self.compile_host(host) for host in hosts}
+        """Many hosts at once. The garbage collector is paused meanwhile: the
+        shared rule tuples are long-lived, and rescanning them on every
+        collection would cost as much as the compilation itself."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return {host: self.compile_host(host) for host in hosts}
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def compile_host_ruleset(hostvars, groups, host):

@@ -15,7 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
-from typing import List
+from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     FamilyRuleset,
@@ -32,8 +32,9 @@ def quote_string(value):
     """Quote like xtables_save_string() does, so rendered == saved."""
     if _BARE_STRING.match(value):
         return value
-    escaped = "".join("\\" + char if char in "\"\\'" else char for char in value)
-    return '"%s"' % escaped
+    if "\\" in value or '"' in value or "'" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
+    return '"%s"' % value
 
 
 def _ports_match(protocol, rule):
@@ -100,8 +101,31 @@ def render_rule(chain, rule):
     return " ".join(parts)
 
 
-def render_family(family_ruleset):
-    # type: (FamilyRuleset) -> str
+class RenderCache:
+    """Rendered rules, remembered across the hosts of a fleet.
+
+    A group rule's expansion is one set of Rule objects shared by every host
+    in the group, so a fleet renders each of them once instead of once per
+    host. Keyed by object identity, and each entry keeps its rule alive, so an
+    identity is never reused for another rule while the cache lives.
+    """
+
+    def __init__(self):
+        # type: () -> None
+        self._lines = {}  # type: Dict[int, Tuple[str, Rule, str]]
+
+    def line(self, chain, rule):
+        # type: (str, Rule) -> str
+        entry = self._lines.get(id(rule))
+        if entry is not None and entry[1] is rule and entry[0] == chain:
+            return entry[2]
+        text = render_rule(chain, rule)
+        self._lines[id(rule)] = (chain, rule, text)
+        return text
+
+
+def render_family(family_ruleset, cache=None):
+    # type: (FamilyRuleset, Optional[RenderCache]) -> str
     """iptables-restore input for one family, in iptables-save's canonical form."""
     lines = []  # type: List[str]
     for table in family_ruleset.tables:
@@ -109,8 +133,10 @@ def render_family(family_ruleset):
         for chain in table.chains:
             lines.append(":%s %s [0:0]" % (chain.name, chain.policy or "-"))
         for chain in table.chains:
-            for rule in chain.rules:
-                lines.append(render_rule(chain.name, rule))
+            if cache is None:
+                lines.extend(render_rule(chain.name, rule) for rule in chain.rules)
+            else:
+                lines.extend(cache.line(chain.name, rule) for rule in chain.rules)
         lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 

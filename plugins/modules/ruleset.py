@@ -188,7 +188,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import GUARDIAN_SOURCE
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_from_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import (
     coexist_projection,
     coexist_restore_script,

@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_to_dict
+from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace, wait_until
 from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
@@ -63,7 +63,7 @@ def compiled(host: str = "db1", **kwargs: Any) -> Dict[str, Any]:
 
 
 def rendered(ruleset: Dict[str, Any], family: int) -> str:
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import ruleset_from_dict
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 
     return render_family(ruleset_from_dict(ruleset).family(family))
 
@@ -273,7 +273,7 @@ def test_confirmed_rulesets_stay(host):
 
 def test_ruleset_the_parser_refuses_is_reported_with_the_failing_line_and_changes_nothing(host):
     ruleset = compiled()
-    ruleset["ipv6"]["tables"][0]["chains"][0]["rules"].append({"target": "ACCEPT", "protocol": "tcp", "destination_ports": ["70000"]})
+    ruleset["ipv6"] = ruleset["ipv6"].replace("COMMIT", "-A INPUT -p tcp -m tcp --dport 70000 -j ACCEPT\nCOMMIT")
     result = host.run({"ruleset": ruleset})
     assert result["msg"].startswith("ip6tables-restore --test refused the new ruleset, nothing was changed:")
     assert "-A INPUT -p tcp -m tcp --dport 70000 -j ACCEPT" in result["msg"]
@@ -284,15 +284,15 @@ def test_kernel_refusal_at_commit_puts_everything_back(host):
     old = compiled()
     host.run({"ruleset": old})
     broken = compiled(policy={"db": {"inbound": [{"service": "mysql"}]}})
-    broken["ipv6"]["tables"][0]["chains"][0]["rules"].append({"target": "NO-SUCH-CHAIN"})  # passes --test
+    broken["ipv6"] = broken["ipv6"].replace("COMMIT", "-A INPUT -j NO-SUCH-CHAIN\nCOMMIT")  # passes --test
     result = host.run({"ruleset": broken})
     assert result["msg"].startswith("ip6tables-restore failed; the previous rulesets of both families are back in place")
     assert (filter_table(host.namespace, 4), filter_table(host.namespace, 6)) == (rendered(old, 4), rendered(old, 6))
 
 
 def test_malformed_ruleset_is_refused_with_the_field_named(host):
-    result = host.run({"ruleset": {"host": "x", "ipv4": {"family": 4, "tables": "nope"}, "ipv6": {}}})
-    assert result["msg"] == "ruleset: ruleset.ipv4.tables: must be a list of tables"
+    result = host.run({"ruleset": {"host": "x", "ipv4": "*filter\n-A INPUT -x\nCOMMIT\n", "ipv6": ""}})
+    assert result["msg"] == "ruleset: ruleset.ipv4: line 2: '-x' lacks a value in '-A INPUT -x'"
 
 
 def test_backup_of_the_previous_rulesets_is_kept(host):

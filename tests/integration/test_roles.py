@@ -1,0 +1,177 @@
+"""playbooks/site.yml and the firewall and persistence roles, on namespace hosts.
+
+Ansible reaches each host with the local connection and a Python interpreter
+that is a wrapper around `ip netns exec <namespace>`, so every module runs
+inside the host's namespace. The first task of every play proves that. The
+persistence role writes its files under a directory of the test (the hosts
+share this machine's /etc) and does not touch services here: the
+service-manager part is covered by the molecule scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text
+from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS_ROOT = REPO / ".build" / "pytest"
+POLICY = {
+    "all": {"inbound": [{"service": "ssh", "from": "group:web"}]},
+    "web": {"inbound": [{"service": ["http", "https"]}]},
+    "db": {"inbound": [{"service": "postgres", "from": "group:web"}]},
+}
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failures>\d+)",
+    re.MULTILINE,
+)
+HOSTS = {"web1": ("web", ["10.9.0.1", "fd09::1"]), "db1": ("db", ["10.9.0.2", "fd09::2"])}
+
+GUARD_PLAY = """\
+- name: Prove that every host runs inside its own test namespace
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Where am I
+      ansible.builtin.command: ip netns identify
+      register: where
+      changed_when: false
+      failed_when: where.stdout != fleetwall_test_namespace or fleetwall_test_namespace is not match('^fwit-[0-9]+-[0-9]+$')
+"""
+
+
+class Fleet:
+    """Two namespace hosts and an inventory that reaches them."""
+
+    def __init__(self, make_namespace, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.namespaces: Dict[str, Namespace] = {}
+        inventory: Dict[str, Any] = {"all": {"vars": {
+            "ansible_connection": "local",
+            "fleetwall_become": False,
+            "fleetwall_policy": POLICY,
+            "fleetwall_persistence_install_packages": False,
+            "fleetwall_persistence_manage_services": False,
+            "fleetwall_rollback_timeout": 0,
+        }, "children": {}}}
+        for host, (group, addresses) in HOSTS.items():
+            namespace = make_namespace()
+            self.namespaces[host] = namespace
+            wrapper = tmp_path / ("python-" + host)
+            wrapper.write_text('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (namespace.name, sys.executable))
+            wrapper.chmod(0o755)
+            inventory["all"]["children"].setdefault(group, {"hosts": {}})["hosts"][host] = {
+                "ansible_python_interpreter": str(wrapper),
+                "fleetwall_test_namespace": namespace.name,
+                "fleetwall_host_addresses": addresses,
+                "fleetwall_persistence_root": str(self.root(host)),
+                "fleetwall_backup_dir": str(self.root(host) / "var/lib/fleetwall"),
+            }
+        (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+        site = (REPO / "playbooks" / "site.yml").read_text()
+        (tmp_path / "site.yml").write_text(GUARD_PLAY + "\n" + site.split("\n", 1)[1])
+
+    def root(self, host: str) -> Path:
+        return self.tmp / "root" / host
+
+    def run(self, *extra: str) -> Dict[str, Dict[str, int]]:
+        """Run the guarded site.yml; return the recap per host."""
+        for namespace in self.namespaces.values():
+            namespace.guard()
+        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1",
+                           ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local"), ANSIBLE_HOME=str(self.tmp / "ansible-home"))
+        completed = subprocess.run(
+            [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(self.tmp / "inventory.yml"),
+             str(self.tmp / "site.yml"), *extra],
+            capture_output=True, text=True, env=environment, timeout=300, check=False,
+        )
+        self.output = completed.stdout + completed.stderr
+        stats = {
+            match.group("host"): {key: int(match.group(key)) for key in ("changed", "unreachable", "failures")}
+            for match in RECAP.finditer(completed.stdout)
+        }
+        if not stats:
+            raise AssertionError("ansible-playbook printed no recap (exit %d):\n%s" % (completed.returncode, self.output[-6000:]))
+        return stats
+
+    def filter_table(self, host: str, family: int) -> str:
+        text = canonical_text(self.namespaces[host].save(family))
+        return text[text.index("*filter"):] if "*filter" in text else ""
+
+
+def changed(stats: Dict[str, Dict[str, int]]) -> List[int]:
+    return [stats[host]["changed"] for host in sorted(stats)]
+
+
+def failures(stats: Dict[str, Dict[str, int]]) -> List[int]:
+    return [stats[host]["failures"] + stats[host]["unreachable"] for host in sorted(stats)]
+
+
+@pytest.fixture
+def fleet(make_namespace, tmp_path: Path) -> Fleet:
+    return Fleet(make_namespace, tmp_path)
+
+
+def test_site_applies_every_host_and_a_second_run_changes_nothing(fleet):
+    first = fleet.run()
+    second = fleet.run()
+    assert failures(first) == [0, 0] and all(changed(first))
+    assert (failures(second), changed(second)) == ([0, 0], [0, 0])
+
+
+def test_applied_rules_and_rules_files_match_each_other(fleet):
+    fleet.run()
+    for host in HOSTS:
+        rules = fleet.root(host) / "etc/iptables"
+        assert (rules / "rules.v4").read_text() == fleet.filter_table(host, 4)
+        assert (rules / "rules.v6").read_text() == fleet.filter_table(host, 6)
+
+
+def test_the_db_host_accepts_postgres_from_the_web_host_only(fleet):
+    fleet.run()
+    db_rules = [line for line in fleet.filter_table("db1", 4).splitlines() if "--dport 5432" in line]
+    assert [line.split()[3] for line in db_rules] == ["10.9.0.1/32"]
+
+
+def test_check_mode_changes_nothing_on_any_host(fleet):
+    before = {host: (fleet.filter_table(host, 4), fleet.filter_table(host, 6)) for host in HOSTS}
+    stats = fleet.run("--check", "--diff")
+    assert failures(stats) == [0, 0] and all(changed(stats))
+    assert {host: (fleet.filter_table(host, 4), fleet.filter_table(host, 6)) for host in HOSTS} == before
+    assert not (fleet.root("web1") / "etc/iptables/rules.v4").exists()
+
+
+def test_redhat_branch_writes_the_sysconfig_files(fleet):
+    stats = fleet.run("-e", "fleetwall_persistence_os_family=RedHat")
+    assert failures(stats) == [0, 0]
+    sysconfig = fleet.root("db1") / "etc/sysconfig"
+    assert (sysconfig / "iptables").read_text() == fleet.filter_table("db1", 4)
+    assert (sysconfig / "ip6tables").read_text() == fleet.filter_table("db1", 6)
+    assert oct((sysconfig / "iptables").stat().st_mode & 0o777) == "0o600"
+
+
+def test_coexist_mode_persists_only_fleetwall_chains(fleet):
+    stats = fleet.run("-e", "fleetwall_mode=coexist")
+    assert failures(stats) == [0, 0]
+    persisted = (fleet.root("web1") / "etc/iptables/rules.v4").read_text()
+    assert ":INPUT ACCEPT [0:0]" in persisted and "-A INPUT -m comment --comment fleetwall -j FWL-INPUT" in persisted
+    assert all(line.split()[1].startswith("FWL-") or "-j FWL-" in line
+               for line in persisted.splitlines() if line.startswith("-A "))
+
+
+def test_a_bad_policy_stops_the_rollout_before_any_host_changes(fleet):
+    bad_policy = {"fleetwall_policy": {"db": {"inbound": [{"service": "postgres", "from": "group:wbe"}]}}}
+    stats = fleet.run("-e", json.dumps(bad_policy), "-e", "fleetwall_batch_size=2")
+    assert any(failures(stats)) and changed(stats) == [0, 0]
+    assert "fleetwall_policy.db.inbound[0].from: unknown group 'wbe' (did you mean 'web'?)" in fleet.output
+    assert (fleet.filter_table("web1", 4), fleet.filter_table("db1", 4)) == ("", "")
