@@ -60,9 +60,9 @@ class Fleet:
             "ansible_connection": "local",
             "fleetwall_become": False,
             "fleetwall_policy": POLICY,
-            "fleetwall_persistence_install_packages": False,
-            "fleetwall_persistence_manage_services": False,
-            "fleetwall_rollback_timeout": 0,
+            "persistence_install_packages": False,
+            "persistence_manage_services": False,
+            "firewall_rollback_timeout": 0,
         }, "children": {}}}
         for host, (group, addresses) in HOSTS.items():
             namespace = make_namespace()
@@ -74,8 +74,8 @@ class Fleet:
                 "ansible_python_interpreter": str(wrapper),
                 "fleetwall_test_namespace": namespace.name,
                 "fleetwall_host_addresses": addresses,
-                "fleetwall_persistence_root": str(self.root(host)),
-                "fleetwall_backup_dir": str(self.root(host) / "var/lib/fleetwall"),
+                "persistence_root": str(self.root(host)),
+                "firewall_backup_dir": str(self.root(host) / "var/lib/fleetwall"),
             }
         (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
         site = (REPO / "playbooks" / "site.yml").read_text()
@@ -152,7 +152,7 @@ def test_check_mode_changes_nothing_on_any_host(fleet):
 
 
 def test_redhat_branch_writes_the_sysconfig_files(fleet):
-    stats = fleet.run("-e", "fleetwall_persistence_os_family=RedHat")
+    stats = fleet.run("-e", "persistence_os_family=RedHat")
     assert failures(stats) == [0, 0]
     sysconfig = fleet.root("db1") / "etc/sysconfig"
     assert (sysconfig / "iptables").read_text() == fleet.filter_table("db1", 4)
@@ -161,7 +161,7 @@ def test_redhat_branch_writes_the_sysconfig_files(fleet):
 
 
 def test_coexist_mode_persists_only_fleetwall_chains(fleet):
-    stats = fleet.run("-e", "fleetwall_mode=coexist")
+    stats = fleet.run("-e", "firewall_mode=coexist")
     assert failures(stats) == [0, 0]
     persisted = (fleet.root("web1") / "etc/iptables/rules.v4").read_text()
     assert ":INPUT ACCEPT [0:0]" in persisted and "-A INPUT -m comment --comment fleetwall -j FWL-INPUT" in persisted
