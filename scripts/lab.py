@@ -24,6 +24,7 @@ import argparse
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -147,6 +148,7 @@ def on_link_prefix(hosts: dict[str, list[str]], version: int) -> int:
 
 def up(inventory: str) -> None:
     down()
+    shutil.rmtree(LAB_DIR / "root", ignore_errors=True)  # each lab starts with no rules files or backups
     hosts = lab_hosts(inventory)
     prefix = {4: on_link_prefix(hosts, 4), 6: on_link_prefix(hosts, 6)}
     run("ip", "netns", "add", SWITCH)
