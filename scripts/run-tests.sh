@@ -29,7 +29,9 @@ run_suite "ansible-lint (production profile)" scripts/lint.sh
 run_suite "unit tests (pytest)" .venv/bin/python -m pytest tests/unit -q -p no:cacheprovider
 run_suite "integration (real iptables in network namespaces)" \
     .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider
-run_suite "benchmark smoke run" .venv/bin/python benchmarks/compile.py --sizes 100
+run_suite "molecule default (podman, booted Debian 12)" scripts/molecule.sh
+run_suite "compile benchmark, smoke size" .venv/bin/python benchmarks/compile.py --sizes 100
+run_suite "apply benchmark, smoke size" .venv/bin/python benchmarks/apply.py --sizes 50
 
 echo "=== summary"
 printf '%s\n' "${summary[@]}"

@@ -25,9 +25,10 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         if args.get("confirm"):
-            # A ControlPersist master would carry the confirmation over the old,
-            # already established connection: start a new one.
-            self._connection.reset()
+            if self._is_ssh():
+                # A ControlPersist master would carry the confirmation over the old,
+                # already established connection: start a new one.
+                self._connection.reset()
         elif args.get("lockout_check", True) and not args.get("ssh_connection"):
             seen = self._ssh_connection_seen_by_host()
             if seen:
@@ -37,9 +38,12 @@ class ActionModule(ActionBase):
         )
         return result
 
-    def _ssh_connection_seen_by_host(self) -> Optional[str]:
+    def _is_ssh(self) -> bool:
         names = {getattr(self._connection, "transport", None), getattr(self._connection, "_load_name", None)}
-        if not names & SSH_TRANSPORTS:
+        return bool(names & SSH_TRANSPORTS)
+
+    def _ssh_connection_seen_by_host(self) -> Optional[str]:
+        if not self._is_ssh():
             return None
         found = self._low_level_execute_command('echo "$SSH_CONNECTION"', sudoable=False)
         value = str(found.get("stdout", "")).strip()

@@ -398,13 +398,15 @@ def main():
         confirm(module)
     if params["rollback_timeout"] < 0:
         module.fail_json(msg="rollback_timeout must be 0 (off) or a number of seconds")
+    mode = params["mode"]
+    tools = Tools(module)
+    backend = detect_backend(module, tools)
+    if mode == "own":
+        exit_if_unchanged(module, tools, backend)
     try:
         ruleset = ruleset_from_dict(params["ruleset"])
     except ValueError as exc:
         module.fail_json(msg="ruleset: %s" % exc, changed=False)
-    mode = params["mode"]
-    tools = Tools(module)
-    backend = detect_backend(module, tools)
 
     plans = []
     for family, key, command in FAMILIES:
@@ -532,6 +534,39 @@ def main():
     else:
         os.unlink(pending)
     prune_backups(directory, params["backup_keep"])
+    module.exit_json(**result)
+
+
+def exit_if_unchanged(module, tools, backend):
+    """The common no-op run, answered before the ruleset text is parsed.
+
+    A compiled ruleset is iptables-save's own text, so when the live filter
+    tables already equal it there is nothing to parse, check or apply; with
+    thousands of rules, parsing is most of a no-op run's time.
+    """
+    data = module.params["ruleset"]
+    lives = {}
+    for family, key, command in FAMILIES:
+        text = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            return  # malformed: let the parser say what is wrong
+        lives[key] = table_text(tools.save(command))
+        if lives[key] != text:
+            return
+    result = dict(
+        changed=False,
+        backend=backend,
+        mode="own",
+        rules=dict((key, {"added": 0, "removed": 0}) for family, key, command in FAMILIES),
+        backup={},
+        lockout_check={"checked": False, "reason": "nothing changes"},
+    )
+    if module._diff:
+        result["diff"] = [
+            dict(before=lives[key], after=lives[key], before_header="%s (live)" % command,
+                 after_header="%s (policy)" % command)
+            for family, key, command in FAMILIES
+        ]
     module.exit_json(**result)
 
 
