@@ -272,14 +272,7 @@ def coexist_boot_text(family_ruleset, table="filter"):
     """What a boot-time rules file holds in coexist mode: fleetwall's chains and
     their jumps only, with ACCEPT built-in policies, so that no other tool's
     runtime rules (Docker's, for one) are frozen into it."""
-    target = to_coexist(family_ruleset).table(table)
-    ours = sorted(chain.name for chain in target.chains)
-    lines = ["*" + table]
-    lines += [":%s ACCEPT [0:0]" % builtin for builtin in BUILTIN_CHAINS]
-    lines += [":%s - [0:0]" % chain for chain in ours]
-    lines += [jump_rule(builtin) for builtin in BUILTIN_CHAINS if coexist_chain(builtin) in ours]
-    by_name = dict((chain.name, chain) for chain in target.chains)
-    for chain in ours:
-        lines += [render_rule(chain, rule) for rule in by_name[chain].rules]
-    lines.append("COMMIT")
+    lines = desired_coexist_projection(to_coexist(family_ruleset), table).splitlines()
+    # The projection is what coexist mode applies; a boot file also declares the built-in chains.
+    lines[1:1] = [":%s ACCEPT [0:0]" % builtin for builtin in BUILTIN_CHAINS]
     return "\n".join(lines) + "\n"
