@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(iptables ipset iproute2 make rsync git procps openssh-server)
+# chromium and chromium-driver: the reachability report's browser test and screenshots.
+apt_packages=(iptables ipset iproute2 make rsync git procps openssh-server chromium chromium-driver)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,6 +15,7 @@ inside the bastion's namespace, the way an operator's jump host would.
     lab.py playbook INVENTORY PLAY  run ansible-playbook from the bastion against the lab
     lab.py apply RENDERED_DIR       iptables-restore HOST.v4 / HOST.v6 into each host
     lab.py probe INVENTORY          connect from every host to every host and print who reaches what
+    lab.py iptables HOST ARGS...    run iptables (or ip6tables: -6) by hand in one host, as an operator would
     lab.py down                     remove everything the lab created
 """
 
@@ -36,7 +37,7 @@ PREFIX = "fwlab-"
 SWITCH = PREFIX + "switch"
 OUTSIDE = "outside"
 OUTSIDE_ADDRESSES = ("10.200.0.250", "fd00:200::250")
-PORTS = {"ssh": 22, "http": 80, "https": 443, "postgres": 5432}
+PORTS = {"ssh": 22, "http": 80, "https": 443, "postgres": 5432, "redis": 6379, "node-exporter": 9100}
 LISTENER_PORTS = [port for port in PORTS.values() if port != 22]  # sshd answers on 22
 LAB_DIR = Path(__file__).resolve().parent.parent / ".build" / "demo" / "lab"
 CONTROLLER = "bastion1"
@@ -299,6 +300,18 @@ def probe(inventory: str) -> int:
     return 0
 
 
+def hand_change(host: str, arguments: list[str]) -> int:
+    """An operator's manual change on one lab host: what verify.yml must notice."""
+    namespace = PREFIX + host
+    if namespace not in namespaces():
+        sys.exit(f"lab: no lab host {host!r}; is the lab up?")
+    assert_inside(namespace)
+    tool = "iptables"
+    if arguments[:1] == ["-6"]:
+        tool, arguments = "ip6tables", arguments[1:]
+    return subprocess.run(["ip", "netns", "exec", namespace, tool, *arguments], check=False).returncode
+
+
 def down() -> None:
     for pid_file in (LAB_DIR / "ssh").glob("sshd-*.pid") if (LAB_DIR / "ssh").exists() else ():
         try:
@@ -328,6 +341,9 @@ def main() -> int:
     playbook_parser.add_argument("extra", nargs=argparse.REMAINDER)
     commands.add_parser("apply").add_argument("rendered")
     commands.add_parser("probe").add_argument("inventory")
+    hand_parser = commands.add_parser("iptables")
+    hand_parser.add_argument("host")
+    hand_parser.add_argument("arguments", nargs=argparse.REMAINDER)
     commands.add_parser("down")
     arguments = parser.parse_args()
     if arguments.command == "up":
@@ -338,6 +354,8 @@ def main() -> int:
         apply(arguments.rendered)
     elif arguments.command == "probe":
         return probe(arguments.inventory)
+    elif arguments.command == "iptables":
+        return hand_change(arguments.host, arguments.arguments)
     else:
         down()
     return 0

@@ -38,10 +38,11 @@ def _compiler(hostvars: Any, groups: Mapping[str, Sequence[str]]) -> FleetCompil
     return FleetCompiler(hostvars, groups, raw_fleet_variables)
 
 
-def _warn(rulesets: Sequence[Dict[str, Any]]) -> None:
+def _warn(rulesets: Sequence[Dict[str, Any]], fleet_warnings: Sequence[str] = ()) -> None:
+    """Each distinct warning once: group rules' warnings name no host, so a fleet's collapse into one."""
     seen = set()
-    for ruleset in rulesets:
-        for warning in ruleset["warnings"]:
+    for warnings in [ruleset["warnings"] for ruleset in rulesets] + [fleet_warnings]:
+        for warning in warnings:
             if warning not in seen:
                 seen.add(warning)
                 display.warning("fleetwall: %s" % warning)
@@ -63,10 +64,15 @@ def compile_fleet(
     if isinstance(hosts, str):
         raise AnsibleFilterError("compile_fleet: hosts must be a list of inventory host names")
     names = sorted(str(host) for host in hosts) if hosts else sorted(groups.get("all", ()))
-    compiled = _compiler(hostvars, groups).compile_hosts(names)
+    compiler = _compiler(hostvars, groups)
+    compiled = compiler.compile_hosts(names)
     cache = RenderCache()  # group rules are shared objects: render each once for the fleet
     rulesets = {host: ruleset_to_dict(compiled[host], cache) for host in names}
-    _warn(list(rulesets.values()))
+    # "Defined but unused" needs every host's fleetwall_host_rules: only when the whole inventory was compiled
+    # (a batch of a serial play has not seen the others, and reading them all again per batch costs too much).
+    inventory = set(str(host) for host in groups.get("all", ()))
+    fleet_warnings = compiler.unused_definition_warnings(names) if inventory <= set(names) else ()
+    _warn(list(rulesets.values()), fleet_warnings)
     return rulesets
 
 

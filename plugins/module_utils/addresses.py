@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
+import socket
 import traceback
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -114,6 +115,41 @@ class FamilyNetworks(NamedTuple):
         return self.ipv4 if family == 4 else self.ipv6
 
 
+def network_intervals(cidrs):
+    # type: (Sequence[str]) -> Tuple[Tuple[int, int], ...]
+    """Canonical CIDRs (as FamilyNetworks holds them) -> sorted, merged (first, last) address ranges as integers.
+
+    Parsed with the socket module: netaddr takes several times longer, and
+    these are CIDRs netaddr has written already."""
+    ranges = []  # type: List[Tuple[int, int]]
+    for cidr in cidrs:
+        address, _slash, prefix = cidr.partition("/")
+        if ":" in address:
+            first, width = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big"), 128
+        else:
+            first, width = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big"), 32
+        ranges.append((first, first + (1 << (width - int(prefix or width))) - 1))
+    merged = []  # type: List[Tuple[int, int]]
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return tuple(merged)
+
+
+def intervals_contain(outer, inner):
+    # type: (Sequence[Tuple[int, int]], Sequence[Tuple[int, int]]) -> bool
+    """Whether the merged ranges ``outer`` (from network_intervals) hold every address of ``inner``."""
+    position = 0
+    for first, last in inner:
+        while position < len(outer) and outer[position][1] < first:
+            position += 1
+        if position == len(outer) or outer[position][0] > first or outer[position][1] < last:
+            return False
+    return True
+
+
 def _as_strings(value):
     # type: (Any) -> List[Any]
     if value is None:
@@ -208,6 +244,11 @@ class HostAddresses:
             )
         self._cache[host] = addresses
         return addresses
+
+    def found_family(self, family):
+        # type: (int) -> bool
+        """Whether a host looked up so far has an address of this family (4 or 6)."""
+        return any(address.version == family for addresses in self._cache.values() for address in addresses)
 
 
 class AddressResolver:

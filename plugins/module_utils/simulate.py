@@ -134,10 +134,15 @@ def _icmp_matches(rule, packet):
 
 def rule_matches(rule, packet):
     # type: (Rule, Packet) -> bool
-    address = ipaddress.ip_address
-    if rule.source and address(packet.source) not in _network(rule.source):
+    return _rule_matches(rule, packet, ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination))
+
+
+def _rule_matches(rule, packet, source, destination):
+    # type: (Rule, Packet, Any, Any) -> bool
+    """rule_matches with the packet's addresses parsed once, not once per rule."""
+    if rule.source and source not in _network(rule.source):
         return False
-    if rule.destination and address(packet.destination) not in _network(rule.destination):
+    if rule.destination and destination not in _network(rule.destination):
         return False
     if not _interface_matches(rule.in_interface, packet.in_interface, rule.in_interface_negated):
         return False
@@ -176,13 +181,15 @@ def simulate(family_ruleset, packet, table="filter"):
     if packet.chain not in chains:
         raise ValueError("the IPv%d ruleset has no %s chain" % (family_ruleset.family, packet.chain))
     logged = []  # type: List[str]
+    source = ipaddress.ip_address(packet.source)
+    destination = ipaddress.ip_address(packet.destination)
 
     def walk(chain_name, depth):
         # type: (str, int) -> Optional[Verdict]
         if depth > 32:
             raise ValueError("jumps nest deeper than 32 chains")
         for index, rule in enumerate(chains[chain_name].rules):
-            if not rule_matches(rule, packet):
+            if not _rule_matches(rule, packet, source, destination):
                 continue
             if rule.target in TERMINAL_TARGETS:
                 return Verdict(rule.target, chain_name, index, render_rule(chain_name, rule), rule.comment, tuple(logged))

@@ -446,7 +446,7 @@ def test_example_inventory_compiles_every_host_without_warnings(directory):
 
 def test_lab_hosts_have_an_ipv4_and_an_ipv6_address():
     hostvars = load_inventory("examples/lab")[0]
-    assert sorted(hostvars) == ["bastion1", "db1", "web1", "web2"]
+    assert sorted(hostvars) == ["bastion1", "cache1", "db1", "mon1", "web1", "web2"]
     for host_vars in hostvars.values():
         assert [":" in address for address in host_vars["fleetwall_host_addresses"]] == [False, True]
 

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters reachability_model, compare_reachability and explain; documented in the .yml files beside this one."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import build_model, compare, explain as explain_flow
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
+
+display = Display()
+
+
+def _check_inventory(name: str, hostvars: Any, groups: Any) -> None:
+    if not hasattr(hostvars, "keys") or not hasattr(hostvars, "__getitem__"):
+        raise AnsibleFilterError("%s: the input must be hostvars (a mapping of host to variables)" % name)
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError("%s: the groups argument must be the 'groups' mapping" % name)
+
+
+@reports_policy_errors
+def reachability_model(
+    hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], hosts: Sequence[str] = (), hosts_per_group: int = 2
+) -> Dict[str, Any]:
+    _check_inventory("reachability_model", hostvars, groups)
+    if isinstance(hosts, str):
+        raise AnsibleFilterError("reachability_model: hosts must be a list of inventory host names")
+    if isinstance(hosts_per_group, bool) or not isinstance(hosts_per_group, int) or hosts_per_group < 0:
+        raise AnsibleFilterError("reachability_model: hosts_per_group must be a whole number, 0 for every host")
+    model = build_model(hostvars, groups, list(hosts) or None, hosts_per_group)
+    for warning in model["warnings"]:
+        display.warning("fleetwall: %s" % warning)
+    return model
+
+
+@reports_policy_errors
+def compare_reachability(model: Mapping[str, Any], observations: Any, generated: Optional[str] = None) -> Dict[str, Any]:
+    return compare(model, observations, generated)
+
+
+@reports_policy_errors
+def explain(hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], query: Any, family: Optional[int] = None) -> Dict[str, Any]:
+    _check_inventory("explain", hostvars, groups)
+    return explain_flow(hostvars, groups, query, family)
+
+
+class FilterModule:
+    def filters(self) -> Dict[str, Any]:
+        return {"reachability_model": reachability_model, "compare_reachability": compare_reachability, "explain": explain}

@@ -1,0 +1,743 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the fleet must let through, host to host, according to the policy.
+
+Private to the fleetwall.iptables collection. Pure logic on the compiled
+rulesets: the reachability model (every source x destination x service the
+policy mentions, judged by the simulator on both ends: egress on the source,
+ingress on the destination), the explanation of one flow, and the judgement
+of what a probe really observed against what the model expects. Module code:
+keep it compatible with Python 3.6.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import re
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import (
+    AddressRef,
+    AddressResolver,
+    HostAddresses,
+    require_libraries,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FLEET_VARIABLES, FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset, Rule
+from ansible_collections.fleetwall.iptables.plugins.module_utils.policy import (
+    FleetPolicy,
+    PolicyRule,
+    parse_fleet_policy,
+    parse_host_settings,
+    parse_services,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, Problems, did_you_mean
+from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry
+from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict, simulate
+
+try:
+    import netaddr
+except ImportError:  # require_libraries() says what to install
+    netaddr = None
+
+# What a probe observes, per answer the far end sends (see the probe module),
+# and which kind of reply packet carries that answer back. A TCP RST or an
+# ICMP port unreachable proves the firewall let the packet in even when
+# nothing listens; silence is all a probe sees when a packet or its answer is
+# dropped.
+ALLOWED_ANSWERS = {
+    "tcp": (("open", "established"), ("closed", "established")),
+    "udp": (("open", "established"), ("closed", "related")),
+    "icmp": (("open", "established"),),
+}
+SILENCE = {"tcp": "filtered", "udp": "open|filtered", "icmp": "filtered"}
+# A packet the sending host's own OUTPUT chain refuses fails at the socket.
+OWN_OUTPUT_OBSERVATIONS = ("filtered", "rejected", "closed")
+OBSERVATIONS = ("open", "closed", "filtered", "rejected", "open|filtered", "error")
+EPHEMERAL_PORT = 40000
+ANY_PORT = 9  # stands for "every port" (discard: rarely a real service)
+ANYWHERE = "anywhere"
+# Documentation prefixes (RFC 5737, RFC 3849) stand for "some address on the internet".
+ANYWHERE_ADDRESSES = {4: "198.51.100.77", 6: "2001:db8:ffff::77"}
+ECHO_REQUEST = {4: ("icmp", 8), 6: ("ipv6-icmp", 128)}
+ECHO_REPLY = {4: 0, 6: 129}
+PORT_UNREACHABLE = {4: (3, 3), 6: (1, 4)}
+_REJECT_WITH = re.compile(r"--reject-with (\S+)")
+_PORT_REJECTS = ("icmp-port-unreachable", "icmp6-port-unreachable")
+
+
+class ProbeSpec(NamedTuple):
+    """How one service is tried in one family: the packet and, if possible, the probe."""
+
+    protocol: str  # the packet's protocol as iptables-save names it
+    port: Optional[int]
+    icmp_type: Optional[int]
+    probe: Optional[str]  # tcp, udp or icmp; None when the probe module cannot send it
+    label: str  # "tcp/5432", "icmp echo-request"
+    not_probed_reason: Optional[str] = None
+
+
+class Endpoint(NamedTuple):
+    name: str
+    kind: str  # host, addresses or anywhere
+    groups: Tuple[str, ...]
+    addresses: Dict[int, str]  # one address per family
+    ruleset: Optional[HostRuleset]
+
+
+class Check(NamedTuple):
+    identifier: str
+    source: Endpoint
+    destination: Endpoint
+    family: int
+    service: str
+    spec: ProbeSpec
+    egress: Optional[Verdict]
+    ingress: Optional[Verdict]
+    expected: str  # reachable or blocked
+    consistent: Tuple[str, ...]  # observations that agree with the expectation
+    ambiguous: Tuple[str, ...]  # ... of which these would also fit the opposite
+    decided_by: str
+
+
+def probe_spec(entries, family):
+    # type: (Sequence[ServiceEntry], int) -> Optional[ProbeSpec]
+    """The packet that stands for a service in a family; None if the service has none there."""
+    relevant = [entry for entry in entries if entry.family in (None, family)]
+    if not entries:
+        protocol, icmp_type = ECHO_REQUEST[family]
+        return ProbeSpec(protocol, None, icmp_type, "icmp", "any protocol (tried with ping)")
+    if not relevant:
+        return None
+    for wanted in ("tcp", "udp"):
+        for entry in relevant:
+            if entry.protocol == wanted:
+                port = entry.ports[0].low if entry.ports else ANY_PORT
+                if entry.source_ports:
+                    return ProbeSpec(wanted, port, None, None, "%s/%d" % (wanted, port),
+                                     "the service needs source port %s, which the probe does not set" % entry.source_ports[0].render())
+                return ProbeSpec(wanted, port, None, wanted, "%s/%d" % (wanted, port))
+    echo_protocol, echo_type = ECHO_REQUEST[family]
+    for entry in relevant:
+        if entry.protocol == echo_protocol and entry.icmp_type in (None, str(echo_type)):
+            return ProbeSpec(echo_protocol, None, echo_type, "icmp", "%s echo-request" % ("icmp" if family == 4 else "icmpv6"))
+    entry = relevant[0]
+    icmp_type = int(entry.icmp_type.split("/")[0]) if entry.icmp_type else None
+    label = entry.protocol + ("/" + entry.icmp_type if entry.icmp_type else "")
+    return ProbeSpec(entry.protocol, None, icmp_type, None, label, "the probe sends only TCP, UDP and ICMP echo requests")
+
+
+def packet_for(spec, chain, source, destination):
+    # type: (ProbeSpec, str, str, str) -> Packet
+    ports = {} if spec.port is None else {"source_port": EPHEMERAL_PORT, "destination_port": spec.port}
+    return Packet(chain=chain, source=source, destination=destination, protocol=spec.protocol,
+                  icmp_type=spec.icmp_type, **ports)
+
+
+def _reject_with(verdict):
+    # type: (Verdict) -> str
+    match = _REJECT_WITH.search(verdict.rule or "")
+    return match.group(1) if match else "icmp-port-unreachable"
+
+
+def _answers(verdict, probe):
+    # type: (Verdict, str) -> Tuple[Tuple[str, str], ...]
+    """(observation, reply kind) for each answer the far end may send after deciding ``verdict``."""
+    if verdict.verdict == "ACCEPT":
+        return ALLOWED_ANSWERS[probe]
+    if verdict.verdict == "DROP":
+        return ()
+    reject_with = _reject_with(verdict)
+    if reject_with == "tcp-reset" and probe == "tcp":
+        return (("closed", "reset"),)
+    if reject_with in _PORT_REJECTS and probe in ("tcp", "udp"):
+        return (("closed", "related"),)
+    return (("rejected", "related"),)
+
+
+class _Flow:
+    """One flow between two endpoints, with the fate of each kind of reply worked out once."""
+
+    __slots__ = ("source", "destination", "family", "spec", "stopped")
+
+    def __init__(self, source, destination, family, spec):
+        # type: (Endpoint, Endpoint, int, ProbeSpec) -> None
+        self.source = source
+        self.destination = destination
+        self.family = family
+        self.spec = spec
+        self.stopped = {}  # type: Dict[str, Optional[Tuple[str, Verdict]]]
+
+    def packet(self, chain):
+        # type: (str) -> Packet
+        return packet_for(self.spec, chain, self.source.addresses[self.family], self.destination.addresses[self.family])
+
+    def reply(self, kind):
+        # type: (str) -> Packet
+        """The answer of ``kind`` (established, reset or related), from the destination back to the source."""
+        ends = {"source": self.destination.addresses[self.family], "destination": self.source.addresses[self.family]}
+        if kind == "related":
+            icmp_type, icmp_code = PORT_UNREACHABLE[self.family]
+            return Packet(chain="OUTPUT", protocol=ECHO_REQUEST[self.family][0], icmp_type=icmp_type, icmp_code=icmp_code,
+                          state="RELATED", tcp_flags=frozenset(), **ends)
+        if self.spec.port is None:
+            return Packet(chain="OUTPUT", protocol=self.spec.protocol, icmp_type=ECHO_REPLY[self.family] if self.spec.icmp_type is not None else None,
+                          state="ESTABLISHED", tcp_flags=frozenset(), **ends)
+        flags = frozenset(("RST", "ACK") if kind == "reset" else ("SYN", "ACK"))
+        return Packet(chain="OUTPUT", protocol=self.spec.protocol, source_port=self.spec.port, destination_port=EPHEMERAL_PORT,
+                      state="ESTABLISHED", tcp_flags=flags, **ends)
+
+    def reply_stopped_by(self, kind):
+        # type: (str) -> Optional[Tuple[str, Verdict]]
+        """The first end whose rules stop that answer: the destination's OUTPUT, then the source's INPUT."""
+        if kind not in self.stopped:
+            self.stopped[kind] = self._first_to_stop(kind)
+        return self.stopped[kind]
+
+    def _first_to_stop(self, kind):
+        # type: (str) -> Optional[Tuple[str, Verdict]]
+        packet = self.reply(kind)
+        for endpoint, chain in ((self.destination, "OUTPUT"), (self.source, "INPUT")):
+            if endpoint.ruleset is None:
+                continue
+            verdict = simulate(endpoint.ruleset.family(self.family), packet._replace(chain=chain))
+            if verdict.verdict != "ACCEPT":
+                return endpoint.name, verdict
+        return None
+
+    def observations(self, verdict, probe):
+        # type: (Verdict, str) -> Tuple[str, ...]
+        """What a probe sees when the destination's INPUT chain decides ``verdict``."""
+        seen = [observation for observation, kind in _answers(verdict, probe) if self.reply_stopped_by(kind) is None]
+        if not seen or probe == "udp":  # a UDP listener may also stay silent
+            seen.append(SILENCE[probe])
+        return tuple(sorted(set(seen), key=OBSERVATIONS.index))
+
+
+def _default_verdict(ruleset, chain_name):
+    # type: (FamilyRuleset, str) -> Verdict
+    """What the chain does with a packet no policy rule matches: its final reject, or its policy."""
+    chain = ruleset.table("filter").chain(chain_name)
+    for index in range(len(chain.rules) - 1, -1, -1):
+        rule = chain.rules[index]
+        if rule.target == "LOG":
+            continue
+        bare = rule._replace(comment=None, reject_with=None, log_prefix=None, log_level=None, limit=None)
+        if rule.target in ("DROP", "REJECT") and bare == Rule(target=rule.target):
+            text = "-j %s" % rule.target + (" --reject-with %s" % rule.reject_with if rule.reject_with else "")
+            return Verdict(rule.target, chain_name, index, text, rule.comment)
+        break
+    return Verdict(chain.policy or "ACCEPT", chain_name, None, None, None)
+
+
+def describe_verdict(host, verdict):
+    # type: (str, Verdict) -> str
+    """'db1 INPUT: fleetwall_policy.db.inbound[0]: app tier' or 'db1 INPUT: chain policy DROP'."""
+    if verdict.rule_index is None:
+        return "%s %s: chain policy %s" % (host, verdict.chain, verdict.verdict)
+    label = verdict.comment or verdict.rule
+    if verdict.comment and verdict.comment.startswith("fleetwall_host_rules."):
+        label = "hostvars['%s'].%s" % (host, verdict.comment)
+    return "%s %s rule %d: %s" % (host, verdict.chain, verdict.rule_index + 1, label)
+
+
+def policy_entry(host, comment):
+    # type: (str, Optional[str]) -> Optional[str]
+    """The policy path a rule comment names, with the host put back into host-rule paths."""
+    if not comment:
+        return None
+    entry = comment.split(": ", 1)[0] if comment.startswith(("fleetwall_policy.", "fleetwall_host_rules.")) else comment
+    if entry.startswith("fleetwall_host_rules."):
+        return "hostvars['%s'].%s" % (host, entry)
+    return entry
+
+
+class _Fleet:
+    """The parsed policy, compiled rulesets and addresses of an inventory."""
+
+    def __init__(self, hostvars, groups, hosts=None):
+        # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Optional[Sequence[str]]) -> None
+        require_libraries()
+        self.groups = {str(name): [str(host) for host in members] for name, members in groups.items()}
+        everyone = set(self.groups.get("all", ()))
+        for members in self.groups.values():
+            everyone.update(members)
+        self.all_hosts = sorted(everyone)
+        self.hosts = sorted(str(host) for host in hosts) if hosts else list(self.all_hosts)
+        if not self.hosts:
+            raise PolicyError(["hosts: the inventory has no host to verify"])
+        for host in self.hosts:
+            if host not in everyone:
+                raise PolicyError(["hosts: unknown host '%s'%s" % (host, did_you_mean(host, self.all_hosts))])
+        first = hostvars[self.hosts[0]]
+        raw = [first.get(name) for name in FLEET_VARIABLES]
+        self.policy = parse_fleet_policy(raw[0], raw[1], raw[2], self.groups, everyone)  # type: FleetPolicy
+        self.addresses = HostAddresses(hostvars)
+        self.resolver = AddressResolver(self.policy.address_sets, self.groups, self.addresses)
+        self.compiler = FleetCompiler(hostvars, groups)
+        self.hostvars = hostvars
+        self._rulesets = {}  # type: Dict[str, HostRuleset]
+
+    def ruleset(self, host):
+        # type: (str) -> HostRuleset
+        if host not in self._rulesets:
+            self._rulesets[host] = self.compiler.compile_host(host)
+        return self._rulesets[host]
+
+    def groups_of(self, host):
+        # type: (str) -> Tuple[str, ...]
+        return tuple(self.compiler.groups_of(host))
+
+    def host_endpoint(self, host):
+        # type: (str) -> Endpoint
+        addresses = {}  # type: Dict[int, str]
+        for address in self.addresses.of(host, "hostvars['%s']" % host):
+            addresses.setdefault(address.version, str(address))
+        return Endpoint(host, "host", self.groups_of(host), addresses, self.ruleset(host))
+
+    def host_rules(self, host):
+        # type: (str) -> Tuple[PolicyRule, ...]
+        host_vars = self.hostvars[host]
+        settings = parse_host_settings(
+            host, host_vars.get("fleetwall_default_policy"), host_vars.get("fleetwall_baseline"),
+            host_vars.get("fleetwall_host_rules"), self.policy, self.groups, set(self.all_hosts),
+        )
+        return settings.host_rules
+
+    def all_rules(self, hosts):
+        # type: (Iterable[str]) -> List[PolicyRule]
+        rules = []  # type: List[PolicyRule]
+        for group in sorted(self.policy.group_rules):
+            rules.extend(self.policy.group_rules[group])
+        for host in hosts:
+            rules.extend(self.host_rules(host))
+        return rules
+
+
+def sample_hosts(fleet, hosts_per_group):
+    # type: (_Fleet, int) -> List[str]
+    """The first hosts of each group, by name: every group is represented, the matrix stays small."""
+    if hosts_per_group <= 0:
+        return list(fleet.hosts)
+    wanted = set(fleet.hosts)
+    chosen = set()  # type: set
+    named_groups = [group for group in fleet.groups if group not in ("all", "ungrouped")]
+    for group in sorted(named_groups) or ["all"]:
+        members = sorted(host for host in fleet.groups[group] if host in wanted)
+        chosen.update(members[:hosts_per_group])
+    ungrouped = [host for host in fleet.hosts if not any(host in fleet.groups[group] for group in named_groups)]
+    chosen.update(ungrouped[:hosts_per_group])
+    return sorted(chosen)
+
+
+def _external_networks(fleet, refs, label, found):
+    # type: (_Fleet, Sequence[AddressRef], Optional[str], Dict[str, Any]) -> None
+    """Literal networks in from-lists, labelled by the innermost address set that names them."""
+    for ref in refs:
+        if ref.negated:
+            continue
+        if ref.kind == "network":
+            name = label or ref.value
+            found[name] = found.get(name, netaddr.IPSet()) | netaddr.IPSet([ref.value])
+        elif ref.kind == "set":
+            _external_networks(fleet, fleet.policy.address_sets[ref.value], ref.value, found)
+
+
+def external_sources(fleet, rules):
+    # type: (_Fleet, Iterable[PolicyRule]) -> List[Endpoint]
+    """Address sets outside the inventory (office, partners) and 'anywhere', as the inbound rules name them."""
+    found = {}  # type: Dict[str, Any]
+    anywhere = False
+    for rule in rules:
+        if rule.direction != "inbound":
+            continue
+        if rule.sources is None:
+            anywhere = True
+        else:
+            _external_networks(fleet, rule.sources, None, found)
+    fleet_addresses = netaddr.IPSet()
+    for host in fleet.all_hosts:
+        fleet_addresses |= netaddr.IPSet(fleet.addresses.of(host, "hostvars['%s']" % host))
+    endpoints = []  # type: List[Endpoint]
+    seen = set()  # type: set
+    for name in sorted(found):
+        addresses = {}  # type: Dict[int, str]
+        for cidr in (found[name] - fleet_addresses).iter_cidrs():
+            if cidr.version in addresses:
+                continue
+            first = cidr.network + 1 if cidr.size > 2 else cidr.network
+            addresses[cidr.version] = str(first)
+        key = tuple(sorted(addresses.items()))
+        if addresses and key not in seen:
+            seen.add(key)
+            endpoints.append(Endpoint(name, "addresses", (), addresses, None))
+    if anywhere:
+        endpoints.append(Endpoint(ANYWHERE, "anywhere", (), dict(ANYWHERE_ADDRESSES), None))
+    return endpoints
+
+
+def _shorthand(entry):
+    # type: (ServiceEntry) -> str
+    detail = ",".join(port.render() for port in entry.ports) or entry.icmp_type
+    return entry.protocol + ("/" + detail if detail else "")
+
+
+def _service_order(rules, catalog):
+    # type: (Iterable[PolicyRule], Mapping[str, Tuple[ServiceEntry, ...]]) -> List[Tuple[str, Tuple[ServiceEntry, ...]]]
+    """Every service a rule names, in the order the policy first names it; 'any' for rules without one."""
+    services = []  # type: List[Tuple[str, Tuple[ServiceEntry, ...]]]
+    seen = set()  # type: set
+    for rule in rules:
+        if rule.direction == "forward":
+            continue
+        named = []  # type: List[Tuple[str, Tuple[ServiceEntry, ...]]]
+        for name in rule.services:
+            if name in catalog:
+                named.append((name, catalog[name]))
+            else:  # a shorthand such as tcp/8080 written in the rule itself
+                own = tuple(entry for entry in rule.entries if _shorthand(entry) == name)
+                named.append((name, own or rule.entries))
+        if not rule.services:
+            named = [(_shorthand(entry), (entry,)) for entry in rule.entries] or [("any", ())]
+        for name, entries in named:
+            if name not in seen:
+                seen.add(name)
+                services.append((name, entries))
+    return services
+
+
+def judge_flow(source, destination, family, spec, identifier, service):
+    # type: (Endpoint, Endpoint, int, ProbeSpec, str, str) -> Check
+    """The simulator's verdict at both ends of one flow and on its way back, and what a probe should observe."""
+    flow = _Flow(source, destination, family, spec)
+    probe = spec.probe or "tcp"
+    egress = None
+    if source.ruleset is not None:
+        egress = simulate(source.ruleset.family(family), flow.packet("OUTPUT"))
+    ingress = None
+    if destination.ruleset is not None:
+        ingress = simulate(destination.ruleset.family(family), flow.packet("INPUT"))
+    accepted = Verdict("ACCEPT", "INPUT", None, None, None)
+    if egress is not None and egress.verdict != "ACCEPT":
+        expected, consistent = "blocked", OWN_OUTPUT_OBSERVATIONS
+        decided_by = describe_verdict(source.name, egress)
+    elif ingress is not None and ingress.verdict != "ACCEPT":
+        expected, consistent = "blocked", flow.observations(ingress, probe)
+        decided_by = describe_verdict(destination.name, ingress)
+    else:
+        stopped = flow.reply_stopped_by("established")
+        consistent = flow.observations(ingress or accepted, probe)
+        if stopped is not None:
+            expected = "blocked"
+            decided_by = describe_verdict(stopped[0], stopped[1]) + " (the reply)"
+        else:
+            expected = "reachable"
+            decided_by = describe_verdict(destination.name, ingress) if ingress is not None else "no fleetwall ruleset at the destination"
+    opposite = set()  # type: set
+    if expected == "reachable":
+        if destination.ruleset is not None:
+            opposite.update(flow.observations(_default_verdict(destination.ruleset.family(family), "INPUT"), probe))
+        if source.ruleset is not None and _default_verdict(source.ruleset.family(family), "OUTPUT").verdict != "ACCEPT":
+            opposite.update(OWN_OUTPUT_OBSERVATIONS)
+    else:
+        opposite.update(flow.observations(accepted, probe))
+    ambiguous = tuple(observation for observation in consistent if observation in opposite)
+    return Check(identifier, source, destination, family, service, spec, egress, ingress, expected,
+                 tuple(consistent), ambiguous, decided_by)
+
+
+def build_model(hostvars, groups, hosts=None, hosts_per_group=2):
+    # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Optional[Sequence[str]], int) -> Dict[str, Any]
+    """Every sampled source x destination x service the policy mentions, with its expected outcome.
+
+    Services are those any accept rule names (inbound or outbound), tried
+    against every sampled destination, so what the policy does not allow is
+    checked too (web1 -> db1 ssh, bastion1 -> db1 postgres).
+    """
+    fleet = _Fleet(hostvars, groups, hosts)
+    chosen = sample_hosts(fleet, hosts_per_group)
+    rules = fleet.all_rules(chosen)
+    services = _service_order(rules, fleet.policy.services)
+    host_endpoints = [fleet.host_endpoint(host) for host in chosen]
+    sources = host_endpoints + external_sources(fleet, rules)
+    checks = []  # type: List[Check]
+    for destination in host_endpoints:
+        for service, entries in services:
+            for source in sources:
+                if source.name == destination.name:
+                    continue
+                for family in (4, 6):
+                    if family not in source.addresses or family not in destination.addresses:
+                        continue
+                    spec = probe_spec(entries, family)
+                    if spec is None:
+                        continue
+                    checks.append(judge_flow(source, destination, family, spec, "c%d" % len(checks), service))
+    return model_to_dict(fleet, chosen, services, sources, checks)
+
+
+def _verdict_dict(host, verdict):
+    # type: (str, Optional[Verdict]) -> Optional[Dict[str, Any]]
+    if verdict is None:
+        return None
+    return {
+        "host": host,
+        "chain": verdict.chain,
+        "verdict": verdict.verdict,
+        "rule_number": None if verdict.rule_index is None else verdict.rule_index + 1,
+        "rule": verdict.rule,
+        "policy_entry": policy_entry(host, verdict.comment),
+        "comment": verdict.comment,
+    }
+
+
+def check_to_dict(check):
+    # type: (Check) -> Dict[str, Any]
+    probe_from = None
+    reason = check.spec.not_probed_reason
+    if check.source.kind != "host":
+        reason = "no inventory host sends from %s" % check.source.name
+    elif reason is None:
+        probe_from = check.source.name
+    return {
+        "id": check.identifier,
+        "source": check.source.name,
+        "source_kind": check.source.kind,
+        "source_groups": list(check.source.groups),
+        "source_address": check.source.addresses[check.family],
+        "destination": check.destination.name,
+        "destination_groups": list(check.destination.groups),
+        "destination_address": check.destination.addresses[check.family],
+        "family": check.family,
+        "service": check.service,
+        "protocol": check.spec.probe,
+        "port": check.spec.port,
+        "packet": check.spec.label,
+        "expected": check.expected,
+        "consistent": list(check.consistent),
+        "ambiguous": list(check.ambiguous),
+        "decided_by": check.decided_by,
+        "egress": _verdict_dict(check.source.name, check.egress),
+        "ingress": _verdict_dict(check.destination.name, check.ingress),
+        "probe_from": probe_from,
+        "not_probed_reason": None if probe_from else reason,
+    }
+
+
+def model_to_dict(fleet, chosen, services, sources, checks):
+    # type: (_Fleet, List[str], List[Tuple[str, Tuple[ServiceEntry, ...]]], List[Endpoint], List[Check]) -> Dict[str, Any]
+    rows = [check_to_dict(check) for check in checks]
+    probes = {}  # type: Dict[str, List[Dict[str, Any]]]
+    for row in rows:
+        if row["probe_from"]:
+            target = {"id": row["id"], "address": row["destination_address"], "protocol": row["protocol"]}
+            if row["protocol"] != "icmp":
+                target["port"] = row["port"]
+            probes.setdefault(row["probe_from"], []).append(target)
+    group_names = sorted({group for host in chosen for group in fleet.groups_of(host)})
+    warnings = []  # type: List[str]
+    for host in chosen:
+        warnings.extend(warning for warning in fleet.ruleset(host).warnings if warning not in warnings)
+    # The model sees the whole inventory, so it can tell what no rule uses, which a batch of site.yml cannot.
+    warnings.extend(fleet.compiler.unused_definition_warnings(fleet.all_hosts))
+    return {
+        "warnings": warnings,
+        "hosts": chosen,
+        "groups": group_names,
+        "services": [name for name, entries in services],
+        "sources": [source.name for source in sources],
+        "checks": rows,
+        "probes": probes,
+    }
+
+
+def judge_observation(check, observed):
+    # type: (Mapping[str, Any], Optional[str]) -> str
+    """pass, mismatch, inconclusive (the observation fits both outcomes) or not-probed."""
+    if observed is None:
+        return "not-probed"
+    if observed not in check["consistent"]:
+        return "mismatch"
+    if observed in check["ambiguous"]:
+        return "inconclusive"
+    return "pass"
+
+
+def _observation_index(observations):
+    # type: (Any) -> Dict[str, Mapping[str, Any]]
+    """Probe results by check id, from registered probe results (one per host) or plain result lists."""
+    index = {}  # type: Dict[str, Mapping[str, Any]]
+    if isinstance(observations, Mapping):
+        observations = [observations]
+    for position, item in enumerate(observations or ()):
+        if isinstance(item, Mapping) and "results" not in item and "id" in item:
+            results = [item]
+        elif isinstance(item, Mapping):
+            results = item.get("results") or []
+        elif isinstance(item, (list, tuple)):
+            results = list(item)
+        else:
+            raise ValueError("observations[%d]: must be a registered probe result or a list of probe results" % position)
+        for result in results:
+            if not isinstance(result, Mapping) or "id" not in result or "state" not in result:
+                raise ValueError("observations[%d]: a probe result needs 'id' and 'state'" % position)
+            index[str(result["id"])] = result
+    return index
+
+
+def compare(model, observations, generated=None):
+    # type: (Mapping[str, Any], Any, Optional[str]) -> Dict[str, Any]
+    """The model's checks joined with what the probes observed: the verification."""
+    if not isinstance(model, Mapping) or "checks" not in model:
+        raise ValueError("the first argument must be the output of fleetwall.iptables.reachability_model")
+    index = _observation_index(observations)
+    rows = []  # type: List[Dict[str, Any]]
+    counts = {"pass": 0, "mismatch": 0, "inconclusive": 0, "not-probed": 0}
+    missing = []  # type: List[str]
+    for check in model["checks"]:
+        result = index.get(check["id"])
+        observed = None
+        detail = check.get("not_probed_reason") or ""
+        if result is not None:
+            observed = str(result["state"])
+            detail = str(result.get("detail") or "")
+        elif check.get("probe_from"):
+            missing.append(check["id"])
+            detail = "no probe result from %s (host unreachable or skipped)" % check["probe_from"]
+            observed = "error"
+        row = dict(check)
+        row["observed"] = observed
+        row["detail"] = detail
+        row["status"] = judge_observation(check, observed)
+        counts[row["status"]] += 1
+        rows.append(row)
+    mismatches = [row for row in rows if row["status"] == "mismatch"]
+    return {
+        "generated": generated or "",
+        "summary": {
+            "checks": len(rows),
+            "passed": counts["pass"],
+            "mismatches": counts["mismatch"],
+            "inconclusive": counts["inconclusive"],
+            "not_probed": counts["not-probed"],
+        },
+        "groups": list(model.get("groups", ())),
+        "services": list(model.get("services", ())),
+        "rows": rows,
+        "mismatches": [describe_row(row) for row in mismatches],
+        "failed": bool(mismatches),
+    }
+
+
+def describe_row(row):
+    # type: (Mapping[str, Any]) -> str
+    """'web2 -> db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered; decided by ...'."""
+    return "%s -> %s %s (%s, IPv%d): expected %s, observed %s (%s); the policy decides at %s" % (
+        row["source"], row["destination"], row["service"], row["packet"], row["family"], row["expected"],
+        row["observed"], row.get("detail") or "no detail", row["decided_by"],
+    )
+
+
+# ---------------------------------------------------------------- explain
+
+_QUERY = re.compile(r"^\s*(?P<source>\S+)\s*->\s*(?P<destination>\S+)\s+(?P<service>\S+)\s*$")
+
+
+def _endpoint_for(fleet, text, what):
+    # type: (_Fleet, str, str) -> Endpoint
+    if text in fleet.all_hosts:
+        return fleet.host_endpoint(text)
+    if text in fleet.policy.address_sets:
+        networks = fleet.resolver.resolve((AddressRef("set", text),), "query." + what)
+        addresses = {}  # type: Dict[int, str]
+        for family, cidrs in ((4, networks.ipv4), (6, networks.ipv6)):
+            if cidrs:
+                network = netaddr.IPNetwork(cidrs[0])
+                addresses[family] = str(network.network + 1 if network.size > 2 else network.network)
+        return Endpoint(text, "addresses", (), addresses, None)
+    try:
+        address = netaddr.IPAddress(text)
+    except (netaddr.AddrFormatError, ValueError):
+        raise PolicyError([
+            "query.%s: '%s' is neither an inventory host, an address set nor an IP address%s"
+            % (what, text, did_you_mean(text, fleet.all_hosts + sorted(fleet.policy.address_sets)))
+        ])
+    owner = [host for host in fleet.all_hosts if address in fleet.addresses.of(host, "hostvars['%s']" % host)]
+    if owner:
+        endpoint = fleet.host_endpoint(owner[0])
+        return endpoint._replace(addresses={address.version: str(address)})
+    return Endpoint(str(address), "addresses", (), {address.version: str(address)}, None)
+
+
+def _entries_for(fleet, text):
+    # type: (_Fleet, str) -> Tuple[ServiceEntry, ...]
+    if text in fleet.policy.services:
+        return fleet.policy.services[text]
+    problems = Problems()
+    parsed = parse_services({"query": [text]}, problems)
+    if problems.messages or "query" not in parsed:
+        raise PolicyError([
+            "query.service: '%s' is neither a service of the policy nor PROTOCOL[/PORT] such as tcp/5432%s"
+            % (text, did_you_mean(text, sorted(fleet.policy.services)))
+        ])
+    return parsed["query"]
+
+
+def explain(hostvars, groups, query, family=None):
+    # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Any, Optional[int]) -> Dict[str, Any]
+    """'web1 -> db1 postgres': the verdict at each end, per family, and the policy entry that decides it."""
+    if isinstance(query, Mapping):
+        unknown = sorted(str(key) for key in query if key not in ("from", "to", "service"))
+        if unknown or not all(key in query for key in ("from", "to", "service")):
+            raise PolicyError(["query: a mapping needs exactly from, to and service, e.g. {from: web1, to: db1, service: postgres}"])
+        parts = {"source": str(query["from"]), "destination": str(query["to"]), "service": str(query["service"])}
+    elif isinstance(query, str) and _QUERY.match(query):
+        match = _QUERY.match(query)
+        parts = {key: match.group(key) for key in ("source", "destination", "service")}
+    else:
+        raise PolicyError(["query: write 'SOURCE -> DESTINATION SERVICE', e.g. 'web1 -> db1 postgres', got %r" % (query,)])
+    if family not in (None, 4, 6):
+        raise PolicyError(["family: must be 4 or 6, got %r" % (family,)])
+    fleet = _Fleet(hostvars, groups)
+    source = _endpoint_for(fleet, parts["source"], "from")
+    destination = _endpoint_for(fleet, parts["destination"], "to")
+    if source.ruleset is None and destination.ruleset is None:
+        raise PolicyError(["query: neither %s nor %s is an inventory host; there is no ruleset to ask" % (source.name, destination.name)])
+    entries = _entries_for(fleet, parts["service"])
+    results = []  # type: List[Dict[str, Any]]
+    for each_family in (4, 6):
+        if family not in (None, each_family):
+            continue
+        if each_family not in source.addresses or each_family not in destination.addresses:
+            continue
+        spec = probe_spec(entries, each_family)
+        if spec is None:
+            continue
+        check = judge_flow(source, destination, each_family, spec, "explain", parts["service"])
+        row = check_to_dict(check)
+        verdict = "ACCEPT" if check.expected == "reachable" else (check.egress if check.egress and check.egress.verdict != "ACCEPT" else check.ingress).verdict
+        results.append({
+            "family": each_family,
+            "source_address": row["source_address"],
+            "destination_address": row["destination_address"],
+            "packet": spec.label,
+            "verdict": verdict,
+            "reachable": check.expected == "reachable",
+            "egress": row["egress"],
+            "ingress": row["ingress"],
+            "decided_by": check.decided_by,
+            "explanation": "%s -> %s %s (%s, IPv%d): %s; %s" % (
+                source.name, destination.name, parts["service"], spec.label, each_family,
+                "reachable" if check.expected == "reachable" else "blocked (%s)" % verdict, check.decided_by),
+        })
+    if not results:
+        raise PolicyError([
+            "query: %s and %s share no address family in which %s exists" % (source.name, destination.name, parts["service"])
+        ])
+    return {
+        "query": "%s -> %s %s" % (source.name, destination.name, parts["service"]),
+        "reachable": all(result["reachable"] for result in results),
+        "results": results,
+    }
