@@ -97,6 +97,9 @@ def _observation(protocol: str, reachable: bool) -> Tuple[str, str, str]:
 
 def sample_verification() -> Dict[str, Any]:
     """A realistic verification of a small lab, with three mismatches."""
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import summarise
+
     sources: List[Tuple[str, str, List[str], Dict[int, str]]] = [
         (name, "host", ["all"] + groups, {4: ipv4, 6: ipv6}) for name, (groups, ipv4, ipv6) in SAMPLE_HOSTS.items()
     ]
@@ -139,16 +142,9 @@ def sample_verification() -> Dict[str, Any]:
                         "decided_by": decided_by,
                         "detail": detail,
                     })
-    statuses = [row["status"] for row in rows]
     return {
         "generated": SAMPLE_GENERATED,
-        "summary": {
-            "checks": len(rows),
-            "passed": statuses.count("pass"),
-            "mismatches": statuses.count("mismatch"),
-            "inconclusive": statuses.count("inconclusive"),
-            "not_probed": statuses.count("not-probed"),
-        },
+        "summary": summarise(rows),
         "groups": SAMPLE_GROUPS,
         "services": SAMPLE_SERVICES,
         "rows": rows,

@@ -594,7 +594,6 @@ def compare(model, observations, generated=None):
         raise ValueError("the first argument must be the output of fleetwall.iptables.reachability_model")
     index = _observation_index(observations)
     rows = []  # type: List[Dict[str, Any]]
-    counts = {"pass": 0, "mismatch": 0, "inconclusive": 0, "not-probed": 0}
     missing = []  # type: List[str]
     for check in model["checks"]:
         result = index.get(check["id"])
@@ -611,23 +610,29 @@ def compare(model, observations, generated=None):
         row["observed"] = observed
         row["detail"] = detail
         row["status"] = judge_observation(check, observed)
-        counts[row["status"]] += 1
         rows.append(row)
     mismatches = [row for row in rows if row["status"] == "mismatch"]
     return {
         "generated": generated or "",
-        "summary": {
-            "checks": len(rows),
-            "passed": counts["pass"],
-            "mismatches": counts["mismatch"],
-            "inconclusive": counts["inconclusive"],
-            "not_probed": counts["not-probed"],
-        },
+        "summary": summarise(rows),
         "groups": list(model.get("groups", ())),
         "services": list(model.get("services", ())),
         "rows": rows,
         "mismatches": [describe_row(row) for row in mismatches],
         "failed": bool(mismatches),
+    }
+
+
+def summarise(rows):
+    # type: (Sequence[Mapping[str, Any]]) -> Dict[str, int]
+    """The counts a verification's summary holds, from its rows' status."""
+    statuses = [row["status"] for row in rows]
+    return {
+        "checks": len(statuses),
+        "passed": statuses.count("pass"),
+        "mismatches": statuses.count("mismatch"),
+        "inconclusive": statuses.count("inconclusive"),
+        "not_probed": statuses.count("not-probed"),
     }
 
 

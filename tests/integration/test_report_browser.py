@@ -19,15 +19,17 @@ from __future__ import annotations
 import copy
 import os
 import re
+import runpy
 import struct
 import subprocess
 import sys
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
+from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import summarise
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import render_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +77,9 @@ def make_row(source: str, destination: str, service: str, family: int = 4, **ove
 
 
 def make_verification(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    statuses = [row["status"] for row in rows]
     return {
         "generated": "2026-11-22T03:00:00Z",
-        "summary": {
-            "checks": len(rows),
-            "passed": statuses.count("pass"),
-            "mismatches": statuses.count("mismatch"),
-            "inconclusive": statuses.count("inconclusive"),
-            "not_probed": statuses.count("not-probed"),
-        },
+        "summary": summarise(rows),
         "groups": GROUPS,
         "services": list(SERVICES),
         "rows": rows,
@@ -130,15 +125,8 @@ def failing_verification() -> Dict[str, Any]:
 # ---------------------------------------------------------------- the browser
 
 
-def browser_problem() -> Optional[str]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        return "%s not found: run scripts/bootstrap.sh (it installs Debian's chromium and chromium-driver)" % " and ".join(missing)
-    try:
-        import selenium  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
-    except ImportError:
-        return "the Python package selenium is missing: run scripts/bootstrap.sh (requirements-dev.txt)"
-    return None
+# The screenshot script knows how to find and drive Chromium; the test asks it the same way.
+browser_problem = runpy.run_path(str(ROOT / "scripts" / "report-screenshot.py"), run_name="report_screenshot")["browser_problem"]
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetwall.iptables.plugins.filter import reachability_report as filter_plugin
+from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import summarise
 from ansible_collections.fleetwall.iptables.plugins.filter.reachability_report import reachability_report
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import (
     STATUSES,
@@ -77,16 +78,9 @@ def row(source: str = "web1", destination: str = "db1", service: str = "postgres
 
 
 def verification(*rows: Dict[str, Any], groups: Optional[List[str]] = None, services: Optional[List[str]] = None) -> Dict[str, Any]:
-    statuses = [each["status"] for each in rows]
     return {
         "generated": "2026-11-22T03:00:00Z",
-        "summary": {
-            "checks": len(rows),
-            "passed": statuses.count("pass"),
-            "mismatches": statuses.count("mismatch"),
-            "inconclusive": statuses.count("inconclusive"),
-            "not_probed": statuses.count("not-probed"),
-        },
+        "summary": summarise(rows),
         "groups": ["all", "bastion", "cache", "db", "web"] if groups is None else groups,
         "services": ["ssh", "postgres", "ping"] if services is None else services,
         "rows": list(rows),
