@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: probe
 short_description: Probe addresses over TCP, UDP and ICMP echo and report what the network answered
-version_added: "1.1.0"
+version_added: "0.1.0"
 author: fleetwall contributors (@fleetwall)
 description:
   - From the host it runs on, sends one probe to each of a list of targets (an address, a protocol and, for TCP
