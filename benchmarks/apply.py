@@ -213,7 +213,7 @@ class Workload:
     """One size: the compiled ruleset, its rendered text and (b)'s items."""
 
     def __init__(self, size: int) -> None:
-        from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+        from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
         from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
         from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
 

@@ -288,7 +288,7 @@ def make_inventory(size: int, seed: int) -> Tuple[Dict[str, Dict[str, Any]], Dic
 
 def compile_fleet(hostvars, groups) -> Tuple[Any, Dict[str, Any]]:
     """One FleetCompiler for the whole inventory, every host compiled: (compiler, rulesets)."""
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 
     compiler = FleetCompiler(hostvars, groups)
     return compiler, compiler.compile_hosts(groups["all"])
@@ -397,7 +397,7 @@ def measure(size: int, seed: int, jinja_sample: int, trace_memory: bool) -> Dict
     """Every number of one size's table row (run in a child process)."""
     hostvars, groups = make_inventory(size, seed)
     # Import outside the timed sections: a play has loaded the plugins already.
-    import ansible_collections.fleetwall.iptables.plugins.module_utils.compiler  # noqa: F401
+    import ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler  # noqa: F401
     import ansible_collections.fleetwall.iptables.plugins.module_utils.render  # noqa: F401
     gc.collect()
 

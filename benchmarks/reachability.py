@@ -39,7 +39,7 @@ def main() -> int:
     fleet = load_compile_benchmark()
     fleet.import_collection()
     # pylint: disable-next=import-outside-toplevel
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import build_model
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model
 
     print("| hosts | sampled | services | checks | probes | seconds | ms per check |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

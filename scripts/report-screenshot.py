@@ -98,7 +98,7 @@ def _observation(protocol: str, reachable: bool) -> Tuple[str, str, str]:
 def sample_verification() -> Dict[str, Any]:
     """A realistic verification of a small lab, with three mismatches."""
     # pylint: disable-next=import-outside-toplevel
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import summarise
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import summarise
 
     sources: List[Tuple[str, str, List[str], Dict[int, str]]] = [
         (name, "host", ["all"] + groups, {4: ipv4, 6: ipv6}) for name, (groups, ipv4, ipv6) in SAMPLE_HOSTS.items()

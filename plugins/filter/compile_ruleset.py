@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FLEET_VARIABLES, FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FLEET_VARIABLES, FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import RenderCache
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors

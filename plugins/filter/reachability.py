@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import build_model, compare, explain as explain_flow
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare, explain as explain_flow
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
 
 display = Display()

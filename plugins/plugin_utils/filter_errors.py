@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import MissingLibraryError
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import MissingLibraryError
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
 
 

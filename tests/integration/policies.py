@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 from hypothesis import strategies as st
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.policy import REJECT_WITH
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import REJECT_WITH
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ICMP_TYPES, ICMPV6_TYPES
 
 # Printable ASCII that policy.py accepts in comments and log prefixes.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Link, Namespace, add_addresses, veth_pair, wait_until
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import HOSTS
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import HOSTS
 
 CONTROLLER_HOST = "bastion"
 TARGET_HOST = "db1"

@@ -28,9 +28,9 @@ import pytest
 from hypothesis import Phase, given, note, settings
 from hypothesis import strategies as st
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
-from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import build_model, compare
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace, add_addresses, veth_pair
 from ansible_collections.fleetwall.iptables.tests.integration.policies import (
@@ -39,7 +39,7 @@ from ansible_collections.fleetwall.iptables.tests.integration.policies import (
     host_settings,
     rule_lists,
 )
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE_MODULE = REPO / "plugins" / "modules" / "probe.py"

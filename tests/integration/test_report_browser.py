@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import summarise
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import summarise
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import render_report
 
 ROOT = Path(__file__).resolve().parents[2]

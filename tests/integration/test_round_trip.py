@@ -15,12 +15,12 @@ from typing import Any, Dict
 import pytest
 from hypothesis import assume, given, note, settings
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
 from ansible_collections.fleetwall.iptables.tests.integration.policies import CORPUS, describe, fleet_kwargs, fleets
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 # A bigger ruleset proves nothing more and makes an example slow.
 MAX_RULES_PER_FAMILY = 3000

@@ -19,11 +19,11 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace, wait_until
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "plugins" / "modules" / "ruleset.py"

@@ -32,7 +32,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict, simulate
 from ansible_collections.fleetwall.iptables.tests.integration.lab import (
@@ -47,7 +47,7 @@ from ansible_collections.fleetwall.iptables.tests.integration.lab import (
     wait_until_quiet,
 )
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 PACKETS = int(os.environ.get("FLEETWALL_PACKETS", "1000"))
 SEED = int(os.environ.get("FLEETWALL_PACKET_SEED", "20251121"))

@@ -39,7 +39,7 @@ from ansible_collections.fleetwall.iptables.tests.integration.sshd import (
     start_ssh_lab,
 )
 from ansible_collections.fleetwall.iptables.tests.integration.test_ruleset_module import compiled, filter_table, rendered
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import POLICY
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import POLICY
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS_ROOT = REPO / ".build" / "pytest"

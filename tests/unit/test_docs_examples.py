@@ -58,10 +58,10 @@ from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.vars.manager import VariableManager  # noqa: E402
 
 import ansible_collections.fleetwall.iptables as collection_package  # noqa: E402
-from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import DEFAULT_ADDRESS_QUERY  # noqa: E402
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler  # noqa: E402
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import DEFAULT_ADDRESS_QUERY  # noqa: E402
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler  # noqa: E402
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import HostRuleset  # noqa: E402
-from ansible_collections.fleetwall.iptables.plugins.module_utils.policy import (  # noqa: E402
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (  # noqa: E402
     ACTIONS,
     BASELINE_DEFAULTS,
     COMMON_RULE_KEYS,

@@ -19,7 +19,7 @@ from ansible_collections.fleetwall.iptables.plugins.filter.compile_ruleset impor
 from ansible_collections.fleetwall.iptables.plugins.filter.render_ruleset import render_ruleset
 from ansible_collections.fleetwall.iptables.plugins.filter.simulate_packet import simulate_packet
 
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 POSTGRES_FROM_WEB1 = (
     '-A INPUT -s 10.0.1.1/32 -p tcp -m tcp --dport 5432 -m comment --comment "fleetwall_policy.db.inbound[0]: app tier" '

@@ -11,7 +11,7 @@ from ansible_collections.fleetwall.iptables.plugins.filter.reachability import (
     explain,
     reachability_model,
 )
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 
 def test_the_filters_are_registered_under_their_documented_names() -> None:

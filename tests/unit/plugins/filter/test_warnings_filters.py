@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.fleetwall.iptables.plugins.filter import compile_ruleset as filters
 
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 UNUSED = "fleetwall: fleetwall_services.memcache is defined but no rule uses it"
 REDUNDANT = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.parse import RulesetTextError, parse_family, parse_rule
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family, render_rule
 from ansible_collections.fleetwall.iptables.tests.integration.policies import CORPUS, fleet_kwargs, fleets
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 
 def compiled_hosts(kwargs):

@@ -24,7 +24,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetwall.iptables.plugins.filter import reachability_report as filter_plugin
-from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import summarise
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import summarise
 from ansible_collections.fleetwall.iptables.plugins.filter.reachability_report import reachability_report
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import (
     STATUSES,

@@ -11,10 +11,10 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
 
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import GROUPS, inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import GROUPS, inventory
 
 
 def db_rule(rule: Any, direction: str = "inbound") -> Dict[str, Any]:

@@ -6,9 +6,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 # The shared inventory (fleet.py): bastion 10.0.0.2, web1/web2 10.0.1.1-2, db1 10.0.2.1,
 # each with an IPv6 address fd00::...; groups bastion, web, db.

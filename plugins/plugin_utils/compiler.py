@@ -6,7 +6,8 @@
 Private to the fleetwall.iptables collection. Pure logic: inventory data in,
 IR out. Everything a group rule expands to is independent of the host that
 receives it, so a FleetCompiler expands each group rule once and shares the
-result across the fleet. Module code: keep it compatible with Python 3.6.
+result across the fleet. Controller-side only (plugin_utils): the
+filters import it; nothing on a target host does.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +18,7 @@ import gc
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import (
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import (
     AddressRef,
     AddressResolver,
     FamilyNetworks,
@@ -32,7 +33,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Rule,
     Table,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.policy import (
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
     DIRECTIONS,
     KEY_ALIASES,
     REJECT_WITH,

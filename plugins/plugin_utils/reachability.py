@@ -7,8 +7,8 @@ Private to the fleetwall.iptables collection. Pure logic on the compiled
 rulesets: the reachability model (every source x destination x service the
 policy mentions, judged by the simulator on both ends: egress on the source,
 ingress on the destination), the explanation of one flow, and the judgement
-of what a probe really observed against what the model expects. Module code:
-keep it compatible with Python 3.6.
+of what a probe really observed against what the model expects. Controller-side only (plugin_utils): the
+filters import it; nothing on a target host does.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,15 +18,15 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import re
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import (
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import (
     AddressRef,
     AddressResolver,
     HostAddresses,
     require_libraries,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FLEET_VARIABLES, FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FLEET_VARIABLES, FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset, Rule
-from ansible_collections.fleetwall.iptables.plugins.module_utils.policy import (
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
     FleetPolicy,
     PolicyRule,
     parse_fleet_policy,

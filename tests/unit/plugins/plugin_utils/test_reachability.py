@@ -7,14 +7,14 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
-from ansible_collections.fleetwall.iptables.plugins.module_utils.reachability import (
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import (
     build_model,
     compare,
     describe_row,
     explain,
     judge_observation,
 )
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 
 def checks(model: Dict[str, Any], **where: Any) -> List[Dict[str, Any]]:

@@ -6,8 +6,8 @@
 Private to the fleetwall.iptables collection. Pure functions, no I/O. Every
 problem is reported with the path of the offending value, e.g.
 ``fleetwall_policy.db.inbound[2].from[0]: unknown group 'wbe'``, and all
-problems of one policy are reported together. Module code: keep it
-compatible with Python 3.6.
+problems of one policy are reported together. Controller-side only (plugin_utils): the
+filters import it; nothing on a target host does.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +17,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import re
 from typing import Any, Collection, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.addresses import (
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import (
     AddressRef,
     parse_network,
 )

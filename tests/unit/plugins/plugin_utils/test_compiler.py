@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict, ruleset_to_dict
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
 
-from ansible_collections.fleetwall.iptables.tests.unit.plugins.module_utils.fleet import inventory
+from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 
 def rendered(host: str, **kwargs) -> tuple[str, str]:

@@ -6,8 +6,8 @@
 Private to the fleetwall.iptables collection. Address math is netaddr's;
 host addresses come from a JMESPath query over each host's variables. Both
 libraries are controller-side requirements, imported behind a guard so a
-missing one gives a clear message only when it is needed. Module code: keep
-it compatible with Python 3.6.
+missing one gives a clear message only when it is needed. Controller-side only (plugin_utils): the
+filters import it; nothing on a target host does.
 """
 
 from __future__ import absolute_import, division, print_function
