@@ -256,3 +256,32 @@ def destroy_script(desired, live):
     wanted = set(item.name for item in desired)
     stale = sorted(name for name in live if name not in wanted)
     return "".join("destroy %s\n" % name for name in stale)
+
+
+class SetIndex:
+    """Membership of a ``hash:net`` set as the kernel decides it: the most specific
+    entry that contains the address wins, so an address inside a ``nomatch`` entry
+    is not a member even though a wider member network contains it."""
+
+    def __init__(self, address_set_):
+        # type: (AddressSet) -> None
+        self.family = address_set_.family
+        self._bits = 32 if address_set_.family == 4 else 128
+        by_length = {}  # type: Dict[int, Dict[int, bool]]
+        for entries, is_member in ((address_set_.exceptions, False), (address_set_.members, True)):
+            for entry in entries:
+                network = ipaddress.ip_network(entry)
+                shift = self._bits - network.prefixlen
+                by_length.setdefault(network.prefixlen, {})[int(network.network_address) >> shift] = is_member
+        self._lengths = sorted(by_length.items(), reverse=True)
+
+    def __contains__(self, address):
+        # type: (object) -> bool
+        if getattr(address, "version", None) != self.family:
+            return False
+        number = int(address)  # type: ignore[call-overload]
+        for length, entries in self._lengths:
+            found = entries.get(number >> (self._bits - length))
+            if found is not None:
+                return found
+        return False

@@ -19,7 +19,10 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import (
     parse_save,
     restore_script,
 )
-from ansible_collections.fleetwall.iptables.tests.integration.lab import Lab, build_lab
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Chain, FamilyRuleset, Rule, Table
+from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, simulate
+from ansible_collections.fleetwall.iptables.tests.integration.lab import SERVER_IF, Lab, Sender, build_lab, kernel_decision
+from ansible_collections.fleetwall.iptables.tests.integration.lab import install as install_rules
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
 
 PORT = 8080
@@ -190,3 +193,51 @@ def test_a_stale_set_is_destroyed_once_no_rule_uses_it(namespace: Namespace) -> 
     ipset(namespace, ["create", "f2b-sshd", "hash:ip"])
     ipset(namespace, ["restore"], destroy_script([web_set(4, MEMBERS[4], [])], parse_save(ipset(namespace, ["save"]))))
     assert sorted(ipset(namespace, ["list", "-name"]).split()) == sorted(["f2b-sshd", SET_NAME[4]])
+
+
+# ------------------------------------------------------ the simulator against the kernel
+
+SIM_SERVER = {4: "10.9.0.1", 6: "fd00:9::1"}
+# A member, an address inside a nomatch exception, a more specific member inside that
+# exception (the most specific entry decides), and an outsider.
+SIM_CLIENTS = {4: ["10.9.1.5", "10.9.1.65", "10.9.1.70", "10.9.2.1"], 6: ["fd00:9:1::5", "fd00:9:1::41", "fd00:9:1::46", "fd00:9:2::1"]}
+SIM_SET = {
+    4: address_set("fw4-sim", 4, ["10.9.1.0/24", "10.9.1.128/28", "10.9.1.70/32"], ["10.9.1.64/26"]),
+    6: address_set("fw6-sim", 6, ["fd00:9:1::/64", "fd00:9:1::46/128"], ["fd00:9:1::40/122"]),
+}
+
+
+def sim_ruleset(family: int) -> FamilyRuleset:
+    name = SIM_SET[family].name
+    reject = "icmp-port-unreachable" if family == 4 else "icmp6-port-unreachable"
+    rules = (
+        Rule("ACCEPT", protocol="udp", destination_ports=("5000",), source_set=name),
+        Rule("REJECT", protocol="udp", destination_ports=("5001",), source_set=name, source_set_negated=True, reject_with=reject),
+        Rule("ACCEPT", protocol="udp", destination_ports=("5002",), destination_set=name, destination_set_negated=True),
+    )
+    chains = (Chain("INPUT", "DROP", rules), Chain("FORWARD", "DROP", ()), Chain("OUTPUT", "ACCEPT", ()))
+    return FamilyRuleset(family, (Table("filter", chains),), (SIM_SET[family],))
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_simulator_decides_set_backed_rules_as_the_kernel_does(make_namespace, family: int) -> None:
+    client, server = make_namespace(), make_namespace()
+    sim_lab = build_lab(client, server, SIM_CLIENTS[family], [SIM_SERVER[family]])
+    ruleset = sim_ruleset(family)
+    converge_sets(sim_lab.server, list(ruleset.sets))
+    install_rules(sim_lab, ruleset)
+    sender = Sender(sim_lab.client)
+    disagreements = []
+    try:
+        for source in SIM_CLIENTS[family]:
+            for dport in (5000, 5001, 5002):
+                command = {"proto": "udp", "src": source, "dst": SIM_SERVER[family], "sport": 41000 + dport % 100, "dport": dport, "payload": 8}
+                kernel = kernel_decision(sim_lab, sender, ruleset, command)
+                packet = Packet(chain="INPUT", source=source, destination=SIM_SERVER[family], protocol="udp",
+                                source_port=command["sport"], destination_port=dport, in_interface=SERVER_IF)
+                simulated = simulate(ruleset, packet)
+                if (simulated.verdict, simulated.rule_index) != (kernel.verdict, kernel.rule_index):
+                    disagreements.append((source, dport, simulated.verdict, simulated.rule_index, kernel.verdict, kernel.rule_index))
+    finally:
+        sender.close()
+    assert disagreements == []
