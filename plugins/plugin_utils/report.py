@@ -25,214 +25,36 @@ import hashlib
 import html
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-STATUSES = ("pass", "mismatch", "inconclusive", "not-probed")
-EXPECTATIONS = ("reachable", "blocked")
-SOURCE_KINDS = ("host", "addresses", "anywhere")
-PROTOCOLS = ("tcp", "udp", "icmp")
-FAMILIES = (4, 6)
-# What a probe reports, in the order cells list them; other strings come after, sorted.
-OBSERVATIONS = ("open", "closed", "rejected", "filtered", "open|filtered", "error")
-# summary key -> the row status it counts (None: every row)
-SUMMARY_COUNTS = (
-    ("checks", None),
-    ("passed", "pass"),
-    ("mismatches", "mismatch"),
-    ("inconclusive", "inconclusive"),
-    ("not_probed", "not-probed"),
+from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import type_name
+from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import (
+    MISMATCH,
+    NOT_PROBED,
+    PASS,
+    INCONCLUSIVE,
+    STATUSES,
+    Row,
+    Verification,
+    VerificationError,
+    state_order,
+    verification_from_dict,
 )
+
 # A cell takes the colour of its worst row.
-SEVERITY = ("mismatch", "inconclusive", "not-probed", "pass")
+SEVERITY = (MISMATCH, INCONCLUSIVE, NOT_PROBED, PASS)
 # Ansible's implicit groups: every host is in "all", hosts in no other group in "ungrouped".
 IMPLICIT_GROUPS = ("all", "ungrouped")
 UNGROUPED = "ungrouped"
 TOOLTIP_LINES = 40
 
-
-class ReportInputError(ValueError):
-    """The verification does not follow the schema; the message starts with the path of the bad field."""
-
-
-class Check(NamedTuple):
-    """One validated row of the verification."""
-
-    index: int
-    source: str
-    source_kind: str
-    source_groups: Tuple[str, ...]
-    source_address: str
-    destination: str
-    destination_kind: str
-    destination_groups: Tuple[str, ...]
-    destination_address: str
-    family: int
-    service: str
-    protocol: Optional[str]
-    port: Optional[int]
-    packet: str
-    expected: str
-    observed: Optional[str]
-    status: str
-    decided_by: str
-    detail: str
-
-
-class Verification(NamedTuple):
-    generated: str
-    summary: Dict[str, int]
-    groups: Tuple[str, ...]
-    services: Tuple[str, ...]
-    checks: Tuple[Check, ...]
-
-
 # An axis entry of a matrix: (kind, name), kind "group", "addresses" or "anywhere".
 AxisKey = Tuple[str, str]
-
-
-# ---------------------------------------------------------------- validation
-
-
-def _fail(path: str, message: str) -> None:
-    raise ReportInputError("%s: %s" % (path, message))
-
-
-def _one_of(value: Any, choices: Sequence[Any], path: str) -> Any:
-    if isinstance(value, bool) or value not in choices:
-        _fail(path, "must be one of %s, got %r" % (", ".join("null" if choice is None else str(choice) for choice in choices), value))
-    return value
-
-
-def _string(value: Any, path: str, required: bool = True, allow_empty: bool = False) -> str:
-    """A string; when not required, a missing or null value is the empty string."""
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        _fail(path, "must be a string, got %s" % _type_name(value))
-    if not value and not allow_empty:
-        _fail(path, "must not be empty")
-    return str(value)
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return "%s %r" % (type(value).__name__, value)
-
-
-def _names(value: Any, path: str, known: Optional[Sequence[str]] = None, known_path: str = "") -> Tuple[str, ...]:
-    if not isinstance(value, (list, tuple)):
-        _fail(path, "must be a list of names, got %s" % _type_name(value))
-    names: List[str] = []
-    for position, item in enumerate(value):
-        name = _string(item, "%s[%d]" % (path, position))
-        if name in names:
-            _fail("%s[%d]" % (path, position), "%r is listed twice" % name)
-        if known is not None and name not in known:
-            _fail("%s[%d]" % (path, position), "%r is not in %s" % (name, known_path))
-        names.append(name)
-    return tuple(names)
-
-
-def _count(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        _fail(path, "must be a whole number of at least 0, got %s" % _type_name(value))
-    return int(value)
-
-
-def _field(row: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in row:
-        _fail(path, "missing")
-    return row[key]
-
-
-def _check(row: Any, index: int, groups: Sequence[str], services: Sequence[str]) -> Check:
-    path = "verification.rows[%d]" % index
-    if not isinstance(row, Mapping):
-        _fail(path, "must be a mapping, got %s" % _type_name(row))
-
-    def at(key: str) -> str:
-        return "%s.%s" % (path, key)
-
-    source_kind = _one_of(_field(row, "source_kind", at("source_kind")), SOURCE_KINDS, at("source_kind"))
-    destination_kind = _one_of(row.get("destination_kind", "host"), SOURCE_KINDS, at("destination_kind"))
-    service = _string(_field(row, "service", at("service")), at("service"))
-    if service not in services:
-        _fail(at("service"), "%r is not in verification.services" % service)
-    protocol = _one_of(_field(row, "protocol", at("protocol")), PROTOCOLS + (None,), at("protocol"))
-    port = _field(row, "port", at("port"))
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
-        _fail(at("port"), "must be a port number from 0 to 65535 or null, got %s" % _type_name(port))
-    observed = _field(row, "observed", at("observed"))
-    if observed is not None:
-        observed = _string(observed, at("observed"))
-    packet = _string(row.get("packet"), at("packet"), required=False, allow_empty=True) or _packet_label(protocol, port)
-    return Check(
-        index=index,
-        source=_string(_field(row, "source", at("source")), at("source")),
-        source_kind=source_kind,
-        source_groups=_names(row.get("source_groups") or (), at("source_groups"), groups, "verification.groups"),
-        source_address=_string(row.get("source_address"), at("source_address"), required=False, allow_empty=True),
-        destination=_string(_field(row, "destination", at("destination")), at("destination")),
-        destination_kind=destination_kind,
-        destination_groups=_names(row.get("destination_groups") or (), at("destination_groups"), groups, "verification.groups"),
-        destination_address=_string(row.get("destination_address"), at("destination_address"), required=False, allow_empty=True),
-        family=int(_one_of(_field(row, "family", at("family")), FAMILIES, at("family"))),
-        service=service,
-        protocol=protocol,
-        port=None if port is None else int(port),
-        packet=packet,
-        expected=_one_of(_field(row, "expected", at("expected")), EXPECTATIONS, at("expected")),
-        observed=observed,
-        status=_one_of(_field(row, "status", at("status")), STATUSES, at("status")),
-        decided_by=_string(row.get("decided_by"), at("decided_by"), required=False, allow_empty=True),
-        detail=_string(row.get("detail"), at("detail"), required=False, allow_empty=True),
-    )
-
-
-def _packet_label(protocol: Optional[str], port: Optional[int]) -> str:
-    if protocol is None:
-        return "all protocols"
-    if port is None:
-        return protocol
-    return "%s/%d" % (protocol, port)
-
-
-def parse_verification(verification: Any) -> Verification:
-    """Validate the verification; a ReportInputError names the first bad field."""
-    if not isinstance(verification, Mapping):
-        _fail("verification", "must be a mapping (the output of the verification), got %s" % _type_name(verification))
-    generated = _string(verification.get("generated"), "verification.generated", required=False, allow_empty=True)
-    groups = _names(_field(verification, "groups", "verification.groups"), "verification.groups")
-    services = _names(_field(verification, "services", "verification.services"), "verification.services")
-    rows = _field(verification, "rows", "verification.rows")
-    if not isinstance(rows, (list, tuple)):
-        _fail("verification.rows", "must be a list, got %s" % _type_name(rows))
-    checks = tuple(_check(row, index, groups, services) for index, row in enumerate(rows))
-
-    summary = _field(verification, "summary", "verification.summary")
-    if not isinstance(summary, Mapping):
-        _fail("verification.summary", "must be a mapping, got %s" % _type_name(summary))
-    counts: Dict[str, int] = {}
-    for key, status in SUMMARY_COUNTS:
-        path = "verification.summary.%s" % key
-        counts[key] = _count(_field(summary, key, path), path)
-        actual = len(checks) if status is None else sum(1 for check in checks if check.status == status)
-        if counts[key] != actual:
-            what = "rows" if status is None else "rows with status %s" % status
-            _fail(path, "says %d but verification.rows has %d %s" % (counts[key], actual, what))
-    return Verification(generated, counts, groups, services, checks)
 
 
 # ---------------------------------------------------------------- aggregation
 
 
 class Cell(NamedTuple):
-    checks: Tuple[Check, ...]
+    checks: Tuple[Row, ...]
 
     @property
     def status(self) -> str:
@@ -247,7 +69,7 @@ class Matrix(NamedTuple):
     sources: Tuple[AxisKey, ...]
     destinations: Tuple[AxisKey, ...]
     cells: Dict[Tuple[AxisKey, AxisKey], Cell]
-    checks: Tuple[Check, ...]
+    checks: Tuple[Row, ...]
 
 
 def axis_groups(groups: Sequence[str]) -> List[str]:
@@ -276,8 +98,8 @@ def build_matrices(verification: Verification) -> List[Matrix]:
     implicit ones counts as "ungrouped".
     """
     axis = axis_groups(verification.groups)
-    placed: List[Tuple[Check, List[AxisKey], List[AxisKey]]] = []
-    for check in verification.checks:
+    placed: List[Tuple[Row, List[AxisKey], List[AxisKey]]] = []
+    for check in verification.rows:
         placed.append((
             check,
             _keys(check.source_kind, check.source, check.source_groups, axis),
@@ -291,7 +113,7 @@ def build_matrices(verification: Verification) -> List[Matrix]:
     matrices = []
     for service in verification.services:
         mine = [entry for entry in placed if entry[0].service == service]
-        cells: Dict[Tuple[AxisKey, AxisKey], List[Check]] = {}
+        cells: Dict[Tuple[AxisKey, AxisKey], List[Row]] = {}
         for check, sources, destinations in mine:
             for source in sources:
                 for destination in destinations:
@@ -311,8 +133,9 @@ def build_matrices(verification: Verification) -> List[Matrix]:
 def _sort_key(services: Sequence[str]) -> Any:
     order = {service: position for position, service in enumerate(services)}
 
-    def key(check: Check) -> Tuple[Any, ...]:
-        return (order[check.service], check.source, check.destination, check.family, check.packet, check.index)
+    def key(check: Row) -> Tuple[Any, ...]:
+        # sorted() is stable: rows equal in all of this keep the order the verification gives them.
+        return (order[check.service], check.source, check.destination, check.family, check.packet)
 
     return key
 
@@ -332,24 +155,16 @@ def _observed_text(observed: Optional[str]) -> str:
     return "not probed" if observed is None else observed
 
 
-def _observed_order(observed: Optional[str]) -> Tuple[int, str]:
-    if observed is None:
-        return (len(OBSERVATIONS) + 1, "")
-    if observed in OBSERVATIONS:
-        return (OBSERVATIONS.index(observed), "")
-    return (len(OBSERVATIONS), observed)
-
-
 def _family_text(family: int) -> str:
     return "IPv%d" % family
 
 
-def pair_text(check: Check) -> str:
+def pair_text(check: Row) -> str:
     """'web2 → db1 (IPv4)'."""
     return "%s → %s (%s)" % (check.source, check.destination, _family_text(check.family))
 
 
-def mismatch_text(check: Check) -> str:
+def mismatch_text(check: Row) -> str:
     """'web2 → db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered — decided by …'."""
     text = "%s → %s %s (%s, %s): expected %s, observed %s" % (
         check.source, check.destination, check.service, check.packet, _family_text(check.family),
@@ -367,13 +182,13 @@ def _tally(values: Iterable[Any], order: Any) -> List[Tuple[Any, int]]:
     return sorted(counts.items(), key=lambda item: order(item[0]))
 
 
-def _status_counts_text(checks: Sequence[Check], leave_out: Sequence[str] = ()) -> str:
+def _status_counts_text(checks: Sequence[Row], leave_out: Sequence[str] = ()) -> str:
     words = {"pass": "pass", "mismatch": "mismatch", "inconclusive": "inconclusive", "not-probed": "not probed"}
     tally = _tally((check.status for check in checks if check.status not in leave_out), STATUSES.index)
     return " · ".join("%d %s" % (count, words[status]) for status, count in tally)
 
 
-def _expected_html(checks: Sequence[Check]) -> str:
+def _expected_html(checks: Sequence[Row]) -> str:
     reachable = sum(1 for check in checks if check.expected == "reachable")
     blocked = len(checks) - reachable
     if not blocked:
@@ -383,14 +198,14 @@ def _expected_html(checks: Sequence[Check]) -> str:
     return '<span class="expect expect-mixed">◐ mixed <small>(%d ✓, %d ✗)</small></span>' % (reachable, blocked)
 
 
-def _observed_counts_text(checks: Sequence[Check]) -> str:
+def _observed_counts_text(checks: Sequence[Row]) -> str:
     """What the probes saw, with counts; checks not probed are counted by their status."""
-    tally = _tally((check.observed for check in checks if check.observed is not None), _observed_order)
+    tally = _tally((check.observed for check in checks if check.observed is not None), state_order)
     return " · ".join("%s %d" % (_observed_text(observed), count) for observed, count in tally)
 
 
 def _cell_tooltip(cell: Cell) -> str:
-    checks = sorted(cell.checks, key=lambda check: (check.source, check.destination, check.family, check.index))
+    checks = sorted(cell.checks, key=lambda check: (check.source, check.destination, check.family))
     mismatches = [check for check in checks if check.status == "mismatch"]
     lines: List[str] = []
     if mismatches:
@@ -603,7 +418,7 @@ def _summary_html(verification: Verification) -> str:
     )
 
 
-def _mismatches_html(checks: Sequence[Check], ids: Mapping[str, str]) -> str:
+def _mismatches_html(checks: Sequence[Row], ids: Mapping[str, str]) -> str:
     if not checks:
         return ""
     items = []
@@ -732,7 +547,7 @@ have rows of their own after the groups.</p>
 """
 
 
-def _checks_html(checks: Sequence[Check]) -> str:
+def _checks_html(checks: Sequence[Row]) -> str:
     rows = []
     for check in checks:
         rows.append(
@@ -760,11 +575,11 @@ def _checks_html(checks: Sequence[Check]) -> str:
 
 
 def render_report(verification: Mapping[str, Any], title: str = "fleetwall reachability") -> str:
-    """The verification as one self-contained HTML page (a ReportInputError names any bad field)."""
+    """The verification as one self-contained HTML page (a VerificationError names any bad field)."""
     if not isinstance(title, str):
-        _fail("title", "must be a string, got %s" % _type_name(title))
-    parsed = parse_verification(verification)
-    ordered = sorted(parsed.checks, key=_sort_key(parsed.services))
+        raise VerificationError("title: must be a string, got %s" % type_name(title))
+    parsed = verification_from_dict(verification)
+    ordered = sorted(parsed.rows, key=_sort_key(parsed.services))
     matrices = build_matrices(parsed)
     ids: Dict[str, str] = {}
     for service in parsed.services:
