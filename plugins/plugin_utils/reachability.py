@@ -22,6 +22,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses impor
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset, Rule
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import PolicyRule, parse_host_settings, parse_services
+from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_packets import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PORT_UNREACHABLE
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, Problems, did_you_mean
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict, simulate
@@ -69,9 +70,8 @@ EPHEMERAL_PORT = 40000
 ANY_PORT = 9  # stands for "every port" (discard: rarely a real service)
 # Documentation prefixes (RFC 5737, RFC 3849) stand for "some address on the internet".
 ANYWHERE_ADDRESSES = {4: "198.51.100.77", 6: "2001:db8:ffff::77"}
-ECHO_REQUEST = {4: ("icmp", 8), 6: ("ipv6-icmp", 128)}
-ECHO_REPLY = {4: 0, 6: 129}
-PORT_UNREACHABLE = {4: (3, 3), 6: (1, 4)}
+ICMP_PROTOCOL = {4: "icmp", 6: "ipv6-icmp"}
+ECHO_REQUEST = {family: (ICMP_PROTOCOL[family], ICMP_ECHO_REQUEST[family]) for family in (4, 6)}
 _REJECT_WITH = re.compile(r"--reject-with (\S+)")
 _PORT_REJECTS = ("icmp-port-unreachable", "icmp6-port-unreachable")
 
@@ -188,10 +188,10 @@ class _Flow:
         ends = {"source": self.destination.addresses[self.family], "destination": self.source.addresses[self.family]}
         if kind == "related":
             icmp_type, icmp_code = PORT_UNREACHABLE[self.family]
-            return Packet(chain="OUTPUT", protocol=ECHO_REQUEST[self.family][0], icmp_type=icmp_type, icmp_code=icmp_code,
+            return Packet(chain="OUTPUT", protocol=ICMP_PROTOCOL[self.family], icmp_type=icmp_type, icmp_code=icmp_code,
                           state="RELATED", tcp_flags=frozenset(), **ends)
         if self.spec.port is None:
-            return Packet(chain="OUTPUT", protocol=self.spec.protocol, icmp_type=ECHO_REPLY[self.family] if self.spec.icmp_type is not None else None,
+            return Packet(chain="OUTPUT", protocol=self.spec.protocol, icmp_type=ICMP_ECHO_REPLY[self.family] if self.spec.icmp_type is not None else None,
                           state="ESTABLISHED", tcp_flags=frozenset(), **ends)
         flags = frozenset(("RST", "ACK") if kind == "reset" else ("SYN", "ACK"))
         return Packet(chain="OUTPUT", protocol=self.spec.protocol, source_port=self.spec.port, destination_port=EPHEMERAL_PORT,
