@@ -179,7 +179,6 @@ def parse_extended_error(level, kind, data):
     return IcmpError(family, number, icmp_type, code, sender)
 
 
-
 def tcp_checksum(family, source, destination, segment):
     # type: (int, str, str, bytes) -> int
     """The TCP checksum of a segment (checksum field zero) between two addresses, over the IPv4 or IPv6 pseudo-header."""

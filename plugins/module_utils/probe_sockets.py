@@ -76,7 +76,6 @@ class ProbeSetupError(Exception):
 # ---------------------------------------------------------------- classification
 
 
-
 def errno_text(number):
     # type: (int) -> str
     name = errno.errorcode.get(number, str(number))
@@ -205,7 +204,6 @@ def route_source(target):
         return None
     finally:
         sock.close()
-
 
 
 def syn_dropped_by_own_output(target, source):
@@ -475,4 +473,3 @@ def probe(target, timeout, ident, sequence, marks=None):
         return Outcome(ERROR, "%s: %s" % (type(exc).__name__, errno_text(exc.errno) if exc.errno else exc))
     except Exception as exc:  # pylint: disable=broad-except
         return Outcome(ERROR, "%s: %s" % (type(exc).__name__, exc))
-

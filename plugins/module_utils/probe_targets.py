@@ -70,8 +70,6 @@ def _port(value, protocol):
     return number, None
 
 
-
-
 def validate_targets(targets):
     # type: (Sequence[Mapping[str, Any]]) -> Tuple[List[Target], List[str]]
     """The targets (as the argument spec checked them) as Target tuples, and every problem found, each named by its item."""
@@ -120,7 +118,6 @@ def same_address(left, right):
         return ipaddress.ip_address(left.split("%")[0]) == ipaddress.ip_address(right.split("%")[0])
     except ValueError:
         return False
-
 
 
 def address_key(address):

@@ -76,7 +76,6 @@ SYN_RETRANSMIT_AFTER = 0.95
 ICMP_IDENT_STEP = 7919  # a re-probe's echo identifier differs from the earlier attempts'
 
 
-
 class SilenceRetrier:
     """Probes again, paced per destination, every target whose answer was silence.
 
@@ -282,4 +281,3 @@ def run_probes(targets, timeout, parallel, retry_silent=False, retry_interval=DE
         if retry_silent:
             attempts = SilenceRetrier(timeout, parallel, retry_interval, started).run(pool, again, attempts)
     return [_result(attempt) for attempt in attempts]
-

@@ -96,7 +96,8 @@ def test_packet_of_the_wrong_family_is_refused():
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "direction": "in"}, "packet.direction: must be inbound, outbound or forward, got 'in'"),
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "protocol": "tpc"}, "packet.protocol: unknown protocol 'tpc' (did you mean 'tcp'?)"),
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "port": "80-90"}, "packet.port: a packet has one port, got the range '80-90'"),
-    ({"source": "10.0.0.1", "destination": "10.0.0.2", "icmp_type": "echo-reqest"}, "packet.icmp_type: unknown ICMP type 'echo-reqest' (did you mean 'echo-request'?)"),
+    ({"source": "10.0.0.1", "destination": "10.0.0.2", "icmp_type": "echo-reqest"},
+     "packet.icmp_type: unknown ICMP type 'echo-reqest' (did you mean 'echo-request'?)"),
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "tcp_flags": 5}, "packet.tcp_flags: must be a list of flags or a comma-separated string, got integer"),
 ])
 def test_malformed_packet_is_refused_with_its_field_named(packet, message):
