@@ -60,14 +60,10 @@ def _port(value, protocol):
         return None, "must not be set for icmp (got %r)" % (value,)
     if value is None:
         return None, "is required for %s" % protocol
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    if number is None or not 1 <= number <= 65535:
+    # The argument spec made it an integer; a boolean passes for one there.
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         return None, "must be 1-65535 for %s, got %r" % (protocol, value)
-    return number, None
+    return value, None
 
 
 def validate_targets(targets):

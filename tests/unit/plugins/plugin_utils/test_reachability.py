@@ -287,3 +287,18 @@ def test_the_model_reports_definitions_no_rule_of_the_inventory_uses() -> None:
     model = build_model(hostvars, groups, hosts_per_group=1)
     assert model["warnings"] == ["fleetwall_services.memcache is defined but no rule uses it"]
     assert build_model(*inventory())["warnings"] == []
+
+
+def test_the_model_reads_the_policy_the_compiler_parsed_and_never_parses_it_again(monkeypatch) -> None:
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils import policy
+
+    calls: List[str] = []
+    parse = policy.parse_services
+
+    def counted(*args: Any) -> Any:
+        calls.append("fleetwall_services")
+        return parse(*args)
+
+    monkeypatch.setattr(policy, "parse_services", counted)  # every parse of the fleet policy reads its services
+    build_model(*inventory(), hosts_per_group=0)
+    assert calls == ["fleetwall_services"]
