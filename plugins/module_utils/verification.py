@@ -68,13 +68,16 @@ class Row(NamedTuple):
 
     The reachability model fills in everything up to ``not_probed_reason``;
     comparing it with the probes adds ``observed``, ``detail`` and ``status``.
+    The fields are in the order of the dict form.
     """
 
+    id: Optional[str]
     source: str
     source_kind: str
     source_groups: Tuple[str, ...]
     source_address: str
     destination: str
+    destination_kind: str
     destination_groups: Tuple[str, ...]
     destination_address: str
     family: int
@@ -83,15 +86,13 @@ class Row(NamedTuple):
     port: Optional[int]
     packet: str  # "tcp/5432", "icmp echo-request"
     expected: str
+    consistent: Tuple[str, ...]  # the observations that agree with the expectation
+    ambiguous: Tuple[str, ...]  # ... of which these would also fit the opposite
     decided_by: str
-    id: Optional[str] = None
-    destination_kind: str = HOST
-    consistent: Tuple[str, ...] = ()  # the observations that agree with the expectation
-    ambiguous: Tuple[str, ...] = ()  # ... of which these would also fit the opposite
-    egress: Optional[Mapping[str, Any]] = None  # the verdict of the source's OUTPUT chain
-    ingress: Optional[Mapping[str, Any]] = None  # the verdict of the destination's INPUT chain
-    probe_from: Optional[str] = None
-    not_probed_reason: Optional[str] = None
+    egress: Optional[Mapping[str, Any]]  # the verdict of the source's OUTPUT chain
+    ingress: Optional[Mapping[str, Any]]  # the verdict of the destination's INPUT chain
+    probe_from: Optional[str]
+    not_probed_reason: Optional[str]
     observed: Optional[str] = None
     detail: str = ""
     status: Optional[str] = None  # None until compared with the probes
@@ -157,20 +158,16 @@ def describe_mismatch(row):
 
 # ---------------------------------------------------------------- to and from dicts
 
-_MODEL_KEYS = (
-    "id", "source", "source_kind", "source_groups", "source_address", "destination", "destination_kind",
-    "destination_groups", "destination_address", "family", "service", "protocol", "port", "packet", "expected",
-    "consistent", "ambiguous", "decided_by", "egress", "ingress", "probe_from", "not_probed_reason",
-)
 _OBSERVATION_KEYS = ("observed", "detail", "status")
+_MODEL_KEYS = Row._fields[:-len(_OBSERVATION_KEYS)]
+_LISTS = ("source_groups", "destination_groups", "consistent", "ambiguous")
 
 
 def row_to_dict(row):
     # type: (Row) -> Dict[str, Any]
     """A check of the model, or once judged (status set) a row of the verification."""
-    keys = _MODEL_KEYS + (_OBSERVATION_KEYS if row.status is not None else ())
-    data = dict((key, getattr(row, key)) for key in keys)
-    for key in ("source_groups", "destination_groups", "consistent", "ambiguous"):
+    data = dict(zip(Row._fields if row.status is not None else _MODEL_KEYS, row))
+    for key in _LISTS:
         data[key] = list(data[key])
     return data
 

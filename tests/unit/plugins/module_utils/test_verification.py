@@ -24,10 +24,11 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.verification im
 def row(**overrides: Any) -> Row:
     fields = dict(
         id="c1", source="web1", source_kind="host", source_groups=("all", "web"), source_address="10.0.1.1",
-        destination="db1", destination_groups=("all", "db"), destination_address="10.0.2.1", family=4,
+        destination="db1", destination_kind="host", destination_groups=("all", "db"), destination_address="10.0.2.1", family=4,
         service="postgres", protocol="tcp", port=5432, packet="tcp/5432", expected="reachable",
-        decided_by="db1 INPUT rule 9: fleetwall_policy.db.inbound[0]: app tier",
-        consistent=("open", "closed", "open|filtered"), ambiguous=("open|filtered",), probe_from="web1",
+        consistent=("open", "closed", "open|filtered"), ambiguous=("open|filtered",),
+        decided_by="db1 INPUT rule 9: fleetwall_policy.db.inbound[0]: app tier", egress=None, ingress=None,
+        probe_from="web1", not_probed_reason=None,
     )
     fields.update(overrides)
     return Row(**fields)
