@@ -98,7 +98,7 @@ def _observation(protocol: str, reachable: bool) -> Tuple[str, str, str]:
 def sample_verification() -> Dict[str, Any]:
     """A realistic verification of a small lab, with three mismatches."""
     # pylint: disable-next=import-outside-toplevel
-    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import summarise
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import verification_summary
 
     sources: List[Tuple[str, str, List[str], Dict[int, str]]] = [
         (name, "host", ["all"] + groups, {4: ipv4, 6: ipv6}) for name, (groups, ipv4, ipv6) in SAMPLE_HOSTS.items()
@@ -144,7 +144,7 @@ def sample_verification() -> Dict[str, Any]:
                     })
     return {
         "generated": SAMPLE_GENERATED,
-        "summary": summarise(rows),
+        "summary": verification_summary(row["status"] for row in rows),
         "groups": SAMPLE_GROUPS,
         "services": SAMPLE_SERVICES,
         "rows": rows,
@@ -229,12 +229,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Make ansible_collections.fleetwall.iptables importable, as the tests' conftest does.
     runpy.run_path(str(ROOT / "tests" / "conftest.py"))
     # pylint: disable-next=import-outside-toplevel
-    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import ReportInputError, render_report
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import VerificationError
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import render_report
 
     verification = sample_verification() if args.sample else load_verification(args.verification)
     try:
         page = render_report(verification, title=args.title)
-    except ReportInputError as exc:
+    except VerificationError as exc:
         print("report-screenshot: %s" % exc, file=sys.stderr)
         return 1
     if args.json:

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
-from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FLEET_VARIABLES, FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import RenderCache
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import (
+    check_host_name,
+    check_inventory,
+    reports_policy_errors,
+)
 
 display = Display()
-
-
-def _check_inventory(hostvars: Any, groups: Any) -> None:
-    if not hasattr(hostvars, "keys") or not hasattr(hostvars, "__getitem__"):
-        raise AnsibleFilterError("compile_ruleset: the input must be hostvars (a mapping of host to variables)")
-    if not isinstance(groups, Mapping):
-        raise AnsibleFilterError("compile_ruleset: the groups argument must be the 'groups' mapping")
 
 
 def _compiler(hostvars: Any, groups: Mapping[str, Sequence[str]]) -> FleetCompiler:
@@ -50,8 +46,9 @@ def _warn(rulesets: Sequence[Dict[str, Any]], fleet_warnings: Sequence[str] = ()
 
 @reports_policy_errors
 def compile_ruleset(hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], host: str) -> Dict[str, Any]:
-    _check_inventory(hostvars, groups)
-    ruleset = ruleset_to_dict(_compiler(hostvars, groups).compile_host(str(host)))
+    check_inventory("compile_ruleset", hostvars, groups)
+    check_host_name("compile_ruleset", host)
+    ruleset = ruleset_to_dict(_compiler(hostvars, groups).compile_host(host))
     _warn([ruleset])
     return ruleset
 
@@ -60,10 +57,8 @@ def compile_ruleset(hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[s
 def compile_fleet(
     hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], hosts: Sequence[str] = ()
 ) -> Dict[str, Dict[str, Any]]:
-    _check_inventory(hostvars, groups)
-    if isinstance(hosts, str):
-        raise AnsibleFilterError("compile_fleet: hosts must be a list of inventory host names")
-    names = sorted(str(host) for host in hosts) if hosts else sorted(groups.get("all", ()))
+    check_inventory("compile_fleet", hostvars, groups, hosts)
+    names = sorted(hosts) if hosts else sorted(groups.get("all", ()))
     compiler = _compiler(hostvars, groups)
     compiled = compiler.compile_hosts(names)
     cache = RenderCache()  # group rules are shared objects: render each once for the fleet

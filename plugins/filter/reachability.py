@@ -11,25 +11,16 @@ from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare, explain as explain_flow
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import check_inventory, reports_policy_errors
 
 display = Display()
-
-
-def _check_inventory(name: str, hostvars: Any, groups: Any) -> None:
-    if not hasattr(hostvars, "keys") or not hasattr(hostvars, "__getitem__"):
-        raise AnsibleFilterError("%s: the input must be hostvars (a mapping of host to variables)" % name)
-    if not isinstance(groups, Mapping):
-        raise AnsibleFilterError("%s: the groups argument must be the 'groups' mapping" % name)
 
 
 @reports_policy_errors
 def reachability_model(
     hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], hosts: Sequence[str] = (), hosts_per_group: int = 2
 ) -> Dict[str, Any]:
-    _check_inventory("reachability_model", hostvars, groups)
-    if isinstance(hosts, str):
-        raise AnsibleFilterError("reachability_model: hosts must be a list of inventory host names")
+    check_inventory("reachability_model", hostvars, groups, hosts)
     if isinstance(hosts_per_group, bool) or not isinstance(hosts_per_group, int) or hosts_per_group < 0:
         raise AnsibleFilterError("reachability_model: hosts_per_group must be a whole number, 0 for every host")
     model = build_model(hostvars, groups, list(hosts) or None, hosts_per_group)
@@ -45,7 +36,7 @@ def compare_reachability(model: Mapping[str, Any], observations: Any, generated:
 
 @reports_policy_errors
 def explain(hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], query: Any, family: Optional[int] = None) -> Dict[str, Any]:
-    _check_inventory("explain", hostvars, groups)
+    check_inventory("explain", hostvars, groups)
     return explain_flow(hostvars, groups, query, family)
 
 

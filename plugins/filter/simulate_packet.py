@@ -10,11 +10,8 @@ from typing import Any, Dict, Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
-from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import (
-    packet_from_dict,
-    simulate,
-    verdict_to_dict,
-)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import simulate, verdict_to_dict
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.packets import packet_from_dict
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import reports_policy_errors
 
 

@@ -151,6 +151,17 @@ def parse_port(value):
     return PortRange(low, high)
 
 
+def parse_protocol(value):
+    # type: (object) -> str
+    """A protocol as users write it ("TCP", "icmpv6") -> the name iptables-save prints ("tcp", "ipv6-icmp")."""
+    if not isinstance(value, str):
+        raise SpecError("protocol must be a string, got %s" % type_name(value))
+    name = value.strip().lower()
+    if name not in PROTOCOLS:
+        raise SpecError("unknown protocol '%s'%s; known: %s" % (value, did_you_mean(name, PROTOCOLS), ", ".join(sorted(PROTOCOLS))))
+    return PROTOCOLS[name]
+
+
 def merge_port_ranges(ranges):
     # type: (List[PortRange]) -> Tuple[PortRange, ...]
     """Sorted, with overlapping and adjacent ranges joined."""

@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import ipaddress
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     TERMINAL_TARGETS,
@@ -243,99 +243,6 @@ def simulate(family_ruleset, packet, table="filter"):
         return verdict
     policy = chains[packet.chain].policy or "ACCEPT"
     return Verdict(policy, packet.chain, None, None, None, tuple(logged))
-
-
-def packet_from_dict(data):
-    # type: (Mapping[str, Any]) -> Packet
-    """A packet as a playbook writes it; ValueError naming the bad field."""
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.services import (
-        ICMP_TYPES,
-        ICMPV6_TYPES,
-        PROTOCOLS,
-    )
-
-    allowed = (
-        "direction", "chain", "source", "destination", "protocol", "source_port", "port",
-        "destination_port", "icmp_type", "icmp_code", "in_interface", "out_interface",
-        "state", "tcp_flags", "hop_limit",
-    )
-    unknown = sorted(str(key) for key in data if key not in allowed)
-    if unknown:
-        raise ValueError("packet: unknown field(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(allowed)))
-    values = {}  # type: Dict[str, Any]
-    if "chain" in data:
-        values["chain"] = str(data["chain"]).upper()
-        if values["chain"] not in CHAIN_OF_DIRECTION.values():
-            raise ValueError("packet.chain: must be INPUT, OUTPUT or FORWARD, got %r" % (data["chain"],))
-    else:
-        direction = data.get("direction", "inbound")
-        if direction not in CHAIN_OF_DIRECTION:
-            raise ValueError("packet.direction: must be inbound, outbound or forward, got %r" % (direction,))
-        values["chain"] = CHAIN_OF_DIRECTION[direction]
-    for key in ("source", "destination"):
-        if key not in data:
-            raise ValueError("packet.%s: required" % key)
-        try:
-            values[key] = str(ipaddress.ip_address(str(data[key])))
-        except ValueError:
-            raise ValueError("packet.%s: not an IP address: %r" % (key, data[key]))
-    if ipaddress.ip_address(values["source"]).version != ipaddress.ip_address(values["destination"]).version:
-        raise ValueError("packet: source and destination are of different address families")
-    family = ipaddress.ip_address(values["source"]).version
-    protocol = data.get("protocol")
-    if protocol is not None:
-        name = str(protocol).lower()
-        if name == "icmp" and family == 6:
-            name = "icmpv6"
-        if name not in PROTOCOLS:
-            raise ValueError("packet.protocol: unknown protocol %r" % (protocol,))
-        values["protocol"] = PROTOCOLS[name]
-    for key, field in (("port", "destination_port"), ("destination_port", "destination_port"), ("source_port", "source_port")):
-        if key in data and data[key] is not None:
-            port = data[key]
-            if isinstance(port, bool) or not isinstance(port, int) and not str(port).isdigit():
-                raise ValueError("packet.%s: must be a port number, got %r" % (key, port))
-            values[field] = int(port)
-            if not 0 <= values[field] <= 65535:
-                raise ValueError("packet.%s: port %d is out of range" % (key, values[field]))
-    if "icmp_type" in data:
-        names = ICMP_TYPES if family == 4 else ICMPV6_TYPES
-        text = str(data["icmp_type"]).lower()
-        canonical = names.get(text, text)
-        try:
-            numbers = [int(part) for part in (canonical or "").split("/")]
-            values["icmp_type"] = numbers[0]
-            if len(numbers) > 1:
-                values["icmp_code"] = numbers[1]
-        except ValueError:
-            raise ValueError("packet.icmp_type: unknown ICMP type %r" % (data["icmp_type"],))
-    for key in ("icmp_code", "hop_limit"):
-        if key in data:
-            value = data[key]
-            if isinstance(value, bool) or not (isinstance(value, int) or str(value).isdigit()) or not 0 <= int(value) <= 255:
-                raise ValueError("packet.%s: must be a number from 0 to 255, got %r" % (key, value))
-            values[key] = int(value)
-    for key in ("in_interface", "out_interface"):
-        if data.get(key) is not None:
-            values[key] = str(data[key])
-    if "state" in data:
-        state = str(data["state"]).upper()
-        if state not in CTSTATES:
-            raise ValueError("packet.state: must be one of %s, got %r" % (", ".join(CTSTATES), data["state"]))
-        values["state"] = state
-    if "tcp_flags" in data:
-        flags = data["tcp_flags"]
-        if not isinstance(flags, (str, list, tuple)):
-            raise ValueError("packet.tcp_flags: must be a list of flags or a comma-separated string, got %r" % (flags,))
-        items = flags.split(",") if isinstance(flags, str) else list(flags)  # type: Iterable[Any]
-        flag_set = frozenset(str(flag).strip().upper() for flag in items if str(flag).strip())
-        bad = sorted(flag_set - set(TCP_FLAGS))
-        if bad:
-            raise ValueError("packet.tcp_flags: unknown flag(s) %s" % ", ".join(bad))
-        values["tcp_flags"] = flag_set
-    elif values.get("state", "NEW") != "NEW":
-        values["tcp_flags"] = frozenset(("ACK",))
-    return Packet(**values)
 
 
 def verdict_to_dict(verdict):

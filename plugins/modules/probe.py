@@ -218,7 +218,7 @@ results:
       description:
         - What the network answered (see the notes).
       type: str
-      choices: [open, closed, filtered, rejected, open|filtered, error]
+      choices: [open, closed, rejected, filtered, open|filtered, error]
       sample: rejected
     detail:
       description: A short explanation of the state.
@@ -239,25 +239,30 @@ summary:
   description: How many results are in each state; every state is present, with 0 when none is.
   returned: always
   type: dict
-  sample: {"open": 3, "closed": 0, "filtered": 1, "rejected": 1, "open|filtered": 0, "error": 0}
+  sample: {"open": 3, "closed": 0, "rejected": 1, "filtered": 1, "open|filtered": 0, "error": 0}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetwall.iptables.plugins.module_utils.probing import (
+from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_targets import (
     DEFAULT_RETRY_INTERVAL,
-    MAX_PARALLEL,
-    MAX_RETRY_INTERVAL,
-    MAX_TIMEOUT,
-    run_probes,
-    summarize,
+    option_problems,
     validate_targets,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.probing import run_probes
+from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import PROBE_PROTOCOLS, state_counts
+
+TARGET_OPTIONS = dict(
+    address=dict(type="str", required=True),
+    protocol=dict(type="str", required=True, choices=list(PROBE_PROTOCOLS)),
+    port=dict(type="int"),
+    id=dict(type="str"),
 )
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            targets=dict(type="list", elements="dict", required=True),
+            targets=dict(type="list", elements="dict", required=True, options=TARGET_OPTIONS),
             timeout=dict(type="float", default=1.0),
             parallel=dict(type="int", default=64),
             retry_silent=dict(type="bool", default=True),
@@ -266,15 +271,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    problems = []
-    if not 0 < params["timeout"] <= MAX_TIMEOUT:
-        problems.append("timeout: must be more than 0 and at most %d seconds, got %s" % (MAX_TIMEOUT, params["timeout"]))
-    if not 1 <= params["parallel"] <= MAX_PARALLEL:
-        problems.append("parallel: must be 1-%d, got %d" % (MAX_PARALLEL, params["parallel"]))
-    if not 0 < params["retry_interval"] <= MAX_RETRY_INTERVAL:
-        problems.append(
-            "retry_interval: must be more than 0 and at most %d seconds, got %s" % (MAX_RETRY_INTERVAL, params["retry_interval"])
-        )
+    # What the argument spec cannot say: address literals, ports that fit the protocol, the options' ranges.
+    problems = option_problems(params["timeout"], params["parallel"], params["retry_interval"])
     targets, target_problems = validate_targets(params["targets"])
     problems.extend(target_problems)
     if problems:
@@ -284,7 +282,7 @@ def main():
             message = "%d problems: %s" % (len(problems), "; ".join(problems))
         module.fail_json(msg=message, changed=False, problems=problems)
     results = run_probes(targets, params["timeout"], params["parallel"], params["retry_silent"], params["retry_interval"])
-    module.exit_json(changed=False, results=results, summary=summarize(results))
+    module.exit_json(changed=False, results=results, summary=state_counts(results))
 
 
 if __name__ == "__main__":

@@ -527,6 +527,16 @@ class _PolicyVariant(NamedTuple):
     set_uses_hosts: Dict[str, bool]  # address set name -> whether it takes addresses from inventory hosts
 
 
+class ParsedFleet(NamedTuple):
+    """What a FleetCompiler parsed of an inventory: its groups and hosts, and the fleet policy as one host sees it."""
+
+    groups: Dict[str, List[str]]
+    hosts: Set[str]
+    host_addresses: HostAddresses
+    policy: FleetPolicy
+    resolver: AddressResolver
+
+
 class FleetCompiler:
     """Compiles rulesets for the hosts of one inventory.
 
@@ -585,6 +595,19 @@ class FleetCompiler:
         """'all' first, then the host's other groups by name: never inventory order."""
         groups = self._host_groups.get(host, [])
         return (["all"] if "all" in groups else []) + [group for group in groups if group != "all"]
+
+    def parsed_fleet(self, host=None):
+        # type: (Optional[str]) -> ParsedFleet
+        """The inventory and the fleet policy as ``host`` (default: the first inventory host by name) sees it.
+
+        Parsed once per distinct policy and shared with compile_host, so that
+        code reading the policy beside the compiler never parses it again."""
+        if host is None:
+            if not self._hosts:
+                raise PolicyError(["groups: the inventory has no host"])
+            host = min(self._hosts)
+        variant = self._fleet(host, self._hostvars[host])
+        return ParsedFleet(self._groups, self._hosts, self._host_addresses, variant.policy, variant.resolver)
 
     def compile_host(self, host):
         # type: (str) -> HostRuleset
@@ -829,4 +852,4 @@ def compile_host_ruleset(hostvars, groups, host):
     return FleetCompiler(hostvars, groups).compile_host(host)
 
 
-__all__ = ["FleetCompiler", "compile_host_ruleset", "FamilyNetworks"]
+__all__ = ["FleetCompiler", "ParsedFleet", "compile_host_ruleset", "FamilyNetworks"]

@@ -37,6 +37,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.services import
     merge_port_ranges,
     parse_icmp_type,
     parse_port,
+    parse_protocol,
 )
 
 DIRECTIONS = ("inbound", "outbound", "forward")
@@ -224,17 +225,11 @@ def _parse_ports(value, path, problems):
 
 def _parse_protocol(value, path, problems):
     # type: (Any, str, Problems) -> Optional[str]
-    if not isinstance(value, str):
-        problems.add(path, "protocol must be a string, got %s" % type_name(value))
+    try:
+        return parse_protocol(value)
+    except SpecError as exc:
+        problems.add(path, str(exc))
         return None
-    name = value.strip().lower()
-    if name not in PROTOCOLS:
-        problems.add(
-            path,
-            "unknown protocol '%s'%s; known: %s" % (value, did_you_mean(name, PROTOCOLS), ", ".join(sorted(PROTOCOLS))),
-        )
-        return None
-    return PROTOCOLS[name]
 
 
 def _entry(protocol, ports, source_ports, icmp_type, path, problems):

@@ -18,24 +18,35 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import re
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import (
-    AddressRef,
-    AddressResolver,
-    HostAddresses,
-    require_libraries,
-)
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FLEET_VARIABLES, FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import AddressRef, require_libraries
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset, Rule
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
-    FleetPolicy,
-    PolicyRule,
-    parse_fleet_policy,
-    parse_host_settings,
-    parse_services,
-)
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import PolicyRule, parse_host_settings, parse_services
+from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_packets import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PORT_UNREACHABLE
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, Problems, did_you_mean
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict, simulate
+from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import (
+    ADDRESSES,
+    ANYWHERE,
+    BLOCKED,
+    CLOSED,
+    ERROR,
+    FILTERED,
+    HOST,
+    OPEN,
+    OPEN_FILTERED,
+    REACHABLE,
+    REJECTED,
+    STATES,
+    Row,
+    Verification,
+    judge,
+    row_from_dict,
+    row_to_dict,
+    verification_summary,
+    verification_to_dict,
+)
 
 try:
     import netaddr
@@ -48,22 +59,19 @@ except ImportError:  # require_libraries() says what to install
 # nothing listens; silence is all a probe sees when a packet or its answer is
 # dropped.
 ALLOWED_ANSWERS = {
-    "tcp": (("open", "established"), ("closed", "established")),
-    "udp": (("open", "established"), ("closed", "related")),
-    "icmp": (("open", "established"),),
+    "tcp": ((OPEN, "established"), (CLOSED, "established")),
+    "udp": ((OPEN, "established"), (CLOSED, "related")),
+    "icmp": ((OPEN, "established"),),
 }
-SILENCE = {"tcp": "filtered", "udp": "open|filtered", "icmp": "filtered"}
+SILENCE = {"tcp": FILTERED, "udp": OPEN_FILTERED, "icmp": FILTERED}
 # A packet the sending host's own OUTPUT chain refuses fails at the socket.
-OWN_OUTPUT_OBSERVATIONS = ("filtered", "rejected", "closed")
-OBSERVATIONS = ("open", "closed", "filtered", "rejected", "open|filtered", "error")
+OWN_OUTPUT_OBSERVATIONS = (CLOSED, REJECTED, FILTERED)
 EPHEMERAL_PORT = 40000
 ANY_PORT = 9  # stands for "every port" (discard: rarely a real service)
-ANYWHERE = "anywhere"
 # Documentation prefixes (RFC 5737, RFC 3849) stand for "some address on the internet".
 ANYWHERE_ADDRESSES = {4: "198.51.100.77", 6: "2001:db8:ffff::77"}
-ECHO_REQUEST = {4: ("icmp", 8), 6: ("ipv6-icmp", 128)}
-ECHO_REPLY = {4: 0, 6: 129}
-PORT_UNREACHABLE = {4: (3, 3), 6: (1, 4)}
+ICMP_PROTOCOL = {4: "icmp", 6: "ipv6-icmp"}
+ECHO_REQUEST = {family: (ICMP_PROTOCOL[family], ICMP_ECHO_REQUEST[family]) for family in (4, 6)}
 _REJECT_WITH = re.compile(r"--reject-with (\S+)")
 _PORT_REJECTS = ("icmp-port-unreachable", "icmp6-port-unreachable")
 
@@ -151,10 +159,10 @@ def _answers(verdict, probe):
         return ()
     reject_with = _reject_with(verdict)
     if reject_with == "tcp-reset" and probe == "tcp":
-        return (("closed", "reset"),)
+        return ((CLOSED, "reset"),)
     if reject_with in _PORT_REJECTS and probe in ("tcp", "udp"):
-        return (("closed", "related"),)
-    return (("rejected", "related"),)
+        return ((CLOSED, "related"),)
+    return ((REJECTED, "related"),)
 
 
 class _Flow:
@@ -180,10 +188,10 @@ class _Flow:
         ends = {"source": self.destination.addresses[self.family], "destination": self.source.addresses[self.family]}
         if kind == "related":
             icmp_type, icmp_code = PORT_UNREACHABLE[self.family]
-            return Packet(chain="OUTPUT", protocol=ECHO_REQUEST[self.family][0], icmp_type=icmp_type, icmp_code=icmp_code,
+            return Packet(chain="OUTPUT", protocol=ICMP_PROTOCOL[self.family], icmp_type=icmp_type, icmp_code=icmp_code,
                           state="RELATED", tcp_flags=frozenset(), **ends)
         if self.spec.port is None:
-            return Packet(chain="OUTPUT", protocol=self.spec.protocol, icmp_type=ECHO_REPLY[self.family] if self.spec.icmp_type is not None else None,
+            return Packet(chain="OUTPUT", protocol=self.spec.protocol, icmp_type=ICMP_ECHO_REPLY[self.family] if self.spec.icmp_type is not None else None,
                           state="ESTABLISHED", tcp_flags=frozenset(), **ends)
         flags = frozenset(("RST", "ACK") if kind == "reset" else ("SYN", "ACK"))
         return Packet(chain="OUTPUT", protocol=self.spec.protocol, source_port=self.spec.port, destination_port=EPHEMERAL_PORT,
@@ -213,7 +221,7 @@ class _Flow:
         seen = [observation for observation, kind in _answers(verdict, probe) if self.reply_stopped_by(kind) is None]
         if not seen or probe == "udp":  # a UDP listener may also stay silent
             seen.append(SILENCE[probe])
-        return tuple(sorted(set(seen), key=OBSERVATIONS.index))
+        return tuple(sorted(set(seen), key=STATES.index))
 
 
 def _default_verdict(ruleset, chain_name):
@@ -255,28 +263,23 @@ def policy_entry(host, comment):
 
 
 class _Fleet:
-    """The parsed policy, compiled rulesets and addresses of an inventory."""
+    """The compiled rulesets and addresses of an inventory, and its policy as the compiler parsed it."""
 
     def __init__(self, hostvars, groups, hosts=None):
         # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Optional[Sequence[str]]) -> None
         require_libraries()
-        self.groups = {str(name): [str(host) for host in members] for name, members in groups.items()}
-        everyone = set(self.groups.get("all", ()))
-        for members in self.groups.values():
-            everyone.update(members)
-        self.all_hosts = sorted(everyone)
-        self.hosts = sorted(str(host) for host in hosts) if hosts else list(self.all_hosts)
-        if not self.hosts:
-            raise PolicyError(["hosts: the inventory has no host to verify"])
-        for host in self.hosts:
-            if host not in everyone:
-                raise PolicyError(["hosts: unknown host '%s'%s" % (host, did_you_mean(host, self.all_hosts))])
-        first = hostvars[self.hosts[0]]
-        raw = [first.get(name) for name in FLEET_VARIABLES]
-        self.policy = parse_fleet_policy(raw[0], raw[1], raw[2], self.groups, everyone)  # type: FleetPolicy
-        self.addresses = HostAddresses(hostvars)
-        self.resolver = AddressResolver(self.policy.address_sets, self.groups, self.addresses)
         self.compiler = FleetCompiler(hostvars, groups)
+        inventory = self.compiler.parsed_fleet()
+        self.groups = inventory.groups
+        self.all_hosts = sorted(inventory.hosts)
+        self.hosts = sorted(str(host) for host in hosts) if hosts else list(self.all_hosts)
+        for host in self.hosts:
+            if host not in inventory.hosts:
+                raise PolicyError(["hosts: unknown host '%s'%s" % (host, did_you_mean(host, self.all_hosts))])
+        parsed = self.compiler.parsed_fleet(self.hosts[0])
+        self.policy = parsed.policy
+        self.resolver = parsed.resolver
+        self.addresses = parsed.host_addresses
         self.hostvars = hostvars
         self._rulesets = {}  # type: Dict[str, HostRuleset]
 
@@ -295,7 +298,7 @@ class _Fleet:
         addresses = {}  # type: Dict[int, str]
         for address in self.addresses.of(host, "hostvars['%s']" % host):
             addresses.setdefault(address.version, str(address))
-        return Endpoint(host, "host", self.groups_of(host), addresses, self.ruleset(host))
+        return Endpoint(host, HOST, self.groups_of(host), addresses, self.ruleset(host))
 
     def host_rules(self, host):
         # type: (str) -> Tuple[PolicyRule, ...]
@@ -372,9 +375,9 @@ def external_sources(fleet, rules):
         key = tuple(sorted(addresses.items()))
         if addresses and key not in seen:
             seen.add(key)
-            endpoints.append(Endpoint(name, "addresses", (), addresses, None))
+            endpoints.append(Endpoint(name, ADDRESSES, (), addresses, None))
     if anywhere:
-        endpoints.append(Endpoint(ANYWHERE, "anywhere", (), dict(ANYWHERE_ADDRESSES), None))
+        endpoints.append(Endpoint(ANYWHERE, ANYWHERE, (), dict(ANYWHERE_ADDRESSES), None))
     return endpoints
 
 
@@ -421,22 +424,22 @@ def judge_flow(source, destination, family, spec, identifier, service):
         ingress = simulate(destination.ruleset.family(family), flow.packet("INPUT"))
     accepted = Verdict("ACCEPT", "INPUT", None, None, None)
     if egress is not None and egress.verdict != "ACCEPT":
-        expected, consistent = "blocked", OWN_OUTPUT_OBSERVATIONS
+        expected, consistent = BLOCKED, OWN_OUTPUT_OBSERVATIONS
         decided_by = describe_verdict(source.name, egress)
     elif ingress is not None and ingress.verdict != "ACCEPT":
-        expected, consistent = "blocked", flow.observations(ingress, probe)
+        expected, consistent = BLOCKED, flow.observations(ingress, probe)
         decided_by = describe_verdict(destination.name, ingress)
     else:
         stopped = flow.reply_stopped_by("established")
         consistent = flow.observations(ingress or accepted, probe)
         if stopped is not None:
-            expected = "blocked"
+            expected = BLOCKED
             decided_by = describe_verdict(stopped[0], stopped[1]) + " (the reply)"
         else:
-            expected = "reachable"
+            expected = REACHABLE
             decided_by = describe_verdict(destination.name, ingress) if ingress is not None else "no fleetwall ruleset at the destination"
     opposite = set()  # type: set
-    if expected == "reachable":
+    if expected == REACHABLE:
         if destination.ruleset is not None:
             opposite.update(flow.observations(_default_verdict(destination.ruleset.family(family), "INPUT"), probe))
         if source.ruleset is not None and _default_verdict(source.ruleset.family(family), "OUTPUT").verdict != "ACCEPT":
@@ -493,49 +496,51 @@ def _verdict_dict(host, verdict):
     }
 
 
-def check_to_dict(check):
-    # type: (Check) -> Dict[str, Any]
+def check_row(check):
+    # type: (Check) -> Row
+    """A judged flow as a row of the verification model, before anything is observed."""
     probe_from = None
     reason = check.spec.not_probed_reason
-    if check.source.kind != "host":
+    if check.source.kind != HOST:
         reason = "no inventory host sends from %s" % check.source.name
     elif reason is None:
         probe_from = check.source.name
-    return {
-        "id": check.identifier,
-        "source": check.source.name,
-        "source_kind": check.source.kind,
-        "source_groups": list(check.source.groups),
-        "source_address": check.source.addresses[check.family],
-        "destination": check.destination.name,
-        "destination_groups": list(check.destination.groups),
-        "destination_address": check.destination.addresses[check.family],
-        "family": check.family,
-        "service": check.service,
-        "protocol": check.spec.probe,
-        "port": check.spec.port,
-        "packet": check.spec.label,
-        "expected": check.expected,
-        "consistent": list(check.consistent),
-        "ambiguous": list(check.ambiguous),
-        "decided_by": check.decided_by,
-        "egress": _verdict_dict(check.source.name, check.egress),
-        "ingress": _verdict_dict(check.destination.name, check.ingress),
-        "probe_from": probe_from,
-        "not_probed_reason": None if probe_from else reason,
-    }
+    return Row(
+        id=check.identifier,
+        source=check.source.name,
+        source_kind=check.source.kind,
+        source_groups=check.source.groups,
+        source_address=check.source.addresses[check.family],
+        destination=check.destination.name,
+        destination_kind=check.destination.kind,
+        destination_groups=check.destination.groups,
+        destination_address=check.destination.addresses[check.family],
+        family=check.family,
+        service=check.service,
+        protocol=check.spec.probe,
+        port=check.spec.port,
+        packet=check.spec.label,
+        expected=check.expected,
+        consistent=check.consistent,
+        ambiguous=check.ambiguous,
+        decided_by=check.decided_by,
+        egress=_verdict_dict(check.source.name, check.egress),
+        ingress=_verdict_dict(check.destination.name, check.ingress),
+        probe_from=probe_from,
+        not_probed_reason=None if probe_from else reason,
+    )
 
 
 def model_to_dict(fleet, chosen, services, sources, checks):
     # type: (_Fleet, List[str], List[Tuple[str, Tuple[ServiceEntry, ...]]], List[Endpoint], List[Check]) -> Dict[str, Any]
-    rows = [check_to_dict(check) for check in checks]
+    rows = [check_row(check) for check in checks]
     probes = {}  # type: Dict[str, List[Dict[str, Any]]]
     for row in rows:
-        if row["probe_from"]:
-            target = {"id": row["id"], "address": row["destination_address"], "protocol": row["protocol"]}
-            if row["protocol"] != "icmp":
-                target["port"] = row["port"]
-            probes.setdefault(row["probe_from"], []).append(target)
+        if row.probe_from:
+            target = {"id": row.id, "address": row.destination_address, "protocol": row.protocol}
+            if row.protocol != "icmp":
+                target["port"] = row.port
+            probes.setdefault(row.probe_from, []).append(target)
     group_names = sorted({group for host in chosen for group in fleet.groups_of(host)})
     warnings = []  # type: List[str]
     for host in chosen:
@@ -548,21 +553,9 @@ def model_to_dict(fleet, chosen, services, sources, checks):
         "groups": group_names,
         "services": [name for name, entries in services],
         "sources": [source.name for source in sources],
-        "checks": rows,
+        "checks": [row_to_dict(row) for row in rows],
         "probes": probes,
     }
-
-
-def judge_observation(check, observed):
-    # type: (Mapping[str, Any], Optional[str]) -> str
-    """pass, mismatch, inconclusive (the observation fits both outcomes) or not-probed."""
-    if observed is None:
-        return "not-probed"
-    if observed not in check["consistent"]:
-        return "mismatch"
-    if observed in check["ambiguous"]:
-        return "inconclusive"
-    return "pass"
 
 
 def _observation_index(observations):
@@ -587,62 +580,36 @@ def _observation_index(observations):
     return index
 
 
+def _model_rows(model):
+    # type: (Any) -> Tuple[Tuple[str, ...], Tuple[str, ...], List[Row]]
+    """The groups, services and checks of a model, validated."""
+    if not isinstance(model, Mapping) or "checks" not in model or not isinstance(model["checks"], (list, tuple)):
+        raise ValueError("the first argument must be the output of fleetwall.iptables.reachability_model")
+    groups = tuple(str(group) for group in model.get("groups", ()))
+    services = tuple(str(service) for service in model.get("services", ()))
+    rows = [row_from_dict(check, "model.checks[%d]" % index, groups, services) for index, check in enumerate(model["checks"])]
+    return groups, services, rows
+
+
 def compare(model, observations, generated=None):
     # type: (Mapping[str, Any], Any, Optional[str]) -> Dict[str, Any]
     """The model's checks joined with what the probes observed: the verification."""
-    if not isinstance(model, Mapping) or "checks" not in model:
-        raise ValueError("the first argument must be the output of fleetwall.iptables.reachability_model")
+    groups, services, checks = _model_rows(model)
     index = _observation_index(observations)
-    rows = []  # type: List[Dict[str, Any]]
-    missing = []  # type: List[str]
-    for check in model["checks"]:
-        result = index.get(check["id"])
+    rows = []  # type: List[Row]
+    for check in checks:
+        result = index.get(check.id) if check.id is not None else None
         observed = None
-        detail = check.get("not_probed_reason") or ""
+        detail = check.not_probed_reason or ""
         if result is not None:
             observed = str(result["state"])
             detail = str(result.get("detail") or "")
-        elif check.get("probe_from"):
-            missing.append(check["id"])
-            detail = "no probe result from %s (host unreachable or skipped)" % check["probe_from"]
-            observed = "error"
-        row = dict(check)
-        row["observed"] = observed
-        row["detail"] = detail
-        row["status"] = judge_observation(check, observed)
-        rows.append(row)
-    mismatches = [row for row in rows if row["status"] == "mismatch"]
-    return {
-        "generated": generated or "",
-        "summary": summarise(rows),
-        "groups": list(model.get("groups", ())),
-        "services": list(model.get("services", ())),
-        "rows": rows,
-        "mismatches": [describe_row(row) for row in mismatches],
-        "failed": bool(mismatches),
-    }
-
-
-def summarise(rows):
-    # type: (Sequence[Mapping[str, Any]]) -> Dict[str, int]
-    """The counts a verification's summary holds, from its rows' status."""
-    statuses = [row["status"] for row in rows]
-    return {
-        "checks": len(statuses),
-        "passed": statuses.count("pass"),
-        "mismatches": statuses.count("mismatch"),
-        "inconclusive": statuses.count("inconclusive"),
-        "not_probed": statuses.count("not-probed"),
-    }
-
-
-def describe_row(row):
-    # type: (Mapping[str, Any]) -> str
-    """'web2 -> db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered; decided by ...'."""
-    return "%s -> %s %s (%s, IPv%d): expected %s, observed %s (%s); the policy decides at %s" % (
-        row["source"], row["destination"], row["service"], row["packet"], row["family"], row["expected"],
-        row["observed"], row.get("detail") or "no detail", row["decided_by"],
-    )
+        elif check.probe_from:
+            detail = "no probe result from %s (host unreachable or skipped)" % check.probe_from
+            observed = ERROR
+        rows.append(check._replace(observed=observed, detail=detail, status=judge(check, observed)))
+    summary = verification_summary(row.status for row in rows)
+    return verification_to_dict(Verification(generated or "", summary, groups, services, tuple(rows)))
 
 
 # ---------------------------------------------------------------- explain
@@ -661,7 +628,7 @@ def _endpoint_for(fleet, text, what):
             if cidrs:
                 network = netaddr.IPNetwork(cidrs[0])
                 addresses[family] = str(network.network + 1 if network.size > 2 else network.network)
-        return Endpoint(text, "addresses", (), addresses, None)
+        return Endpoint(text, ADDRESSES, (), addresses, None)
     try:
         address = netaddr.IPAddress(text)
     except (netaddr.AddrFormatError, ValueError):
@@ -673,7 +640,7 @@ def _endpoint_for(fleet, text, what):
     if owner:
         endpoint = fleet.host_endpoint(owner[0])
         return endpoint._replace(addresses={address.version: str(address)})
-    return Endpoint(str(address), "addresses", (), {address.version: str(address)}, None)
+    return Endpoint(str(address), ADDRESSES, (), {address.version: str(address)}, None)
 
 
 def _entries_for(fleet, text):
@@ -688,6 +655,29 @@ def _entries_for(fleet, text):
             % (text, did_you_mean(text, sorted(fleet.policy.services)))
         ])
     return parsed["query"]
+
+
+def _explanation(check, service):
+    # type: (Check, str) -> Dict[str, Any]
+    """One family's answer to explain: the verdict at each end and what decided."""
+    row = check_row(check)
+    reachable = check.expected == REACHABLE
+    stopped_at = check.egress if check.egress and check.egress.verdict != "ACCEPT" else check.ingress
+    verdict = "ACCEPT" if reachable else stopped_at.verdict
+    return {
+        "family": check.family,
+        "source_address": row.source_address,
+        "destination_address": row.destination_address,
+        "packet": check.spec.label,
+        "verdict": verdict,
+        "reachable": reachable,
+        "egress": row.egress,
+        "ingress": row.ingress,
+        "decided_by": check.decided_by,
+        "explanation": "%s -> %s %s (%s, IPv%d): %s; %s" % (
+            row.source, row.destination, service, check.spec.label, check.family,
+            REACHABLE if reachable else "%s (%s)" % (BLOCKED, verdict), check.decided_by),
+    }
 
 
 def explain(hostvars, groups, query, family=None):
@@ -721,22 +711,7 @@ def explain(hostvars, groups, query, family=None):
         if spec is None:
             continue
         check = judge_flow(source, destination, each_family, spec, "explain", parts["service"])
-        row = check_to_dict(check)
-        verdict = "ACCEPT" if check.expected == "reachable" else (check.egress if check.egress and check.egress.verdict != "ACCEPT" else check.ingress).verdict
-        results.append({
-            "family": each_family,
-            "source_address": row["source_address"],
-            "destination_address": row["destination_address"],
-            "packet": spec.label,
-            "verdict": verdict,
-            "reachable": check.expected == "reachable",
-            "egress": row["egress"],
-            "ingress": row["ingress"],
-            "decided_by": check.decided_by,
-            "explanation": "%s -> %s %s (%s, IPv%d): %s; %s" % (
-                source.name, destination.name, parts["service"], spec.label, each_family,
-                "reachable" if check.expected == "reachable" else "blocked (%s)" % verdict, check.decided_by),
-        })
+        results.append(_explanation(check, parts["service"]))
     if not results:
         raise PolicyError([
             "query: %s and %s share no address family in which %s exists" % (source.name, destination.name, parts["service"])

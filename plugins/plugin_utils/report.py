@@ -4,11 +4,14 @@
 """The reachability report: a fleet verification as one self-contained HTML page.
 
 Private to the fleetwall.iptables collection; playbooks use the filter
-fleetwall.iptables.reachability_report. The page needs nothing but itself: its
-CSS and its one small script are inline (a Content-Security-Policy allows only
-those two, by hash, and no fetch of any kind), every piece of input is
-HTML-escaped, and everything is readable without JavaScript. The same input
-always gives the same bytes.
+fleetwall.iptables.reachability_report. This file reads the verification
+(through the verification model), lays it out (matrices, cells, counts and
+their texts) and renders the Jinja2 template report.html.j2 beside it, with
+autoescaping on, so every piece of input is HTML-escaped. The page needs
+nothing but itself: its CSS and its one small script are inline in the
+template (a Content-Security-Policy allows only those two, by hash, and no
+fetch of any kind), and everything is readable without JavaScript. The same
+input always gives the same bytes.
 
 Hooks for tests and scripts: ``#summary`` (with ``#verdict``, the banner),
 ``#mismatches`` (only when there are mismatches), ``#service-nav``,
@@ -22,217 +25,42 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
+import pkgutil
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-STATUSES = ("pass", "mismatch", "inconclusive", "not-probed")
-EXPECTATIONS = ("reachable", "blocked")
-SOURCE_KINDS = ("host", "addresses", "anywhere")
-PROTOCOLS = ("tcp", "udp", "icmp")
-FAMILIES = (4, 6)
-# What a probe reports, in the order cells list them; other strings come after, sorted.
-OBSERVATIONS = ("open", "closed", "rejected", "filtered", "open|filtered", "error")
-# summary key -> the row status it counts (None: every row)
-SUMMARY_COUNTS = (
-    ("checks", None),
-    ("passed", "pass"),
-    ("mismatches", "mismatch"),
-    ("inconclusive", "inconclusive"),
-    ("not_probed", "not-probed"),
+import jinja2
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import type_name
+from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import (
+    MISMATCH,
+    NOT_PROBED,
+    PASS,
+    INCONCLUSIVE,
+    REACHABLE,
+    STATUSES,
+    Row,
+    Verification,
+    VerificationError,
+    state_order,
+    verification_from_dict,
 )
+
 # A cell takes the colour of its worst row.
-SEVERITY = ("mismatch", "inconclusive", "not-probed", "pass")
+SEVERITY = (MISMATCH, INCONCLUSIVE, NOT_PROBED, PASS)
 # Ansible's implicit groups: every host is in "all", hosts in no other group in "ungrouped".
 IMPLICIT_GROUPS = ("all", "ungrouped")
 UNGROUPED = "ungrouped"
 TOOLTIP_LINES = 40
 
-
-class ReportInputError(ValueError):
-    """The verification does not follow the schema; the message starts with the path of the bad field."""
-
-
-class Check(NamedTuple):
-    """One validated row of the verification."""
-
-    index: int
-    source: str
-    source_kind: str
-    source_groups: Tuple[str, ...]
-    source_address: str
-    destination: str
-    destination_kind: str
-    destination_groups: Tuple[str, ...]
-    destination_address: str
-    family: int
-    service: str
-    protocol: Optional[str]
-    port: Optional[int]
-    packet: str
-    expected: str
-    observed: Optional[str]
-    status: str
-    decided_by: str
-    detail: str
-
-
-class Verification(NamedTuple):
-    generated: str
-    summary: Dict[str, int]
-    groups: Tuple[str, ...]
-    services: Tuple[str, ...]
-    checks: Tuple[Check, ...]
-
-
 # An axis entry of a matrix: (kind, name), kind "group", "addresses" or "anywhere".
 AxisKey = Tuple[str, str]
-
-
-# ---------------------------------------------------------------- validation
-
-
-def _fail(path: str, message: str) -> None:
-    raise ReportInputError("%s: %s" % (path, message))
-
-
-def _one_of(value: Any, choices: Sequence[Any], path: str) -> Any:
-    if isinstance(value, bool) or value not in choices:
-        _fail(path, "must be one of %s, got %r" % (", ".join("null" if choice is None else str(choice) for choice in choices), value))
-    return value
-
-
-def _string(value: Any, path: str, required: bool = True, allow_empty: bool = False) -> str:
-    """A string; when not required, a missing or null value is the empty string."""
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        _fail(path, "must be a string, got %s" % _type_name(value))
-    if not value and not allow_empty:
-        _fail(path, "must not be empty")
-    return str(value)
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return "%s %r" % (type(value).__name__, value)
-
-
-def _names(value: Any, path: str, known: Optional[Sequence[str]] = None, known_path: str = "") -> Tuple[str, ...]:
-    if not isinstance(value, (list, tuple)):
-        _fail(path, "must be a list of names, got %s" % _type_name(value))
-    names: List[str] = []
-    for position, item in enumerate(value):
-        name = _string(item, "%s[%d]" % (path, position))
-        if name in names:
-            _fail("%s[%d]" % (path, position), "%r is listed twice" % name)
-        if known is not None and name not in known:
-            _fail("%s[%d]" % (path, position), "%r is not in %s" % (name, known_path))
-        names.append(name)
-    return tuple(names)
-
-
-def _count(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        _fail(path, "must be a whole number of at least 0, got %s" % _type_name(value))
-    return int(value)
-
-
-def _field(row: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in row:
-        _fail(path, "missing")
-    return row[key]
-
-
-def _check(row: Any, index: int, groups: Sequence[str], services: Sequence[str]) -> Check:
-    path = "verification.rows[%d]" % index
-    if not isinstance(row, Mapping):
-        _fail(path, "must be a mapping, got %s" % _type_name(row))
-
-    def at(key: str) -> str:
-        return "%s.%s" % (path, key)
-
-    source_kind = _one_of(_field(row, "source_kind", at("source_kind")), SOURCE_KINDS, at("source_kind"))
-    destination_kind = _one_of(row.get("destination_kind", "host"), SOURCE_KINDS, at("destination_kind"))
-    service = _string(_field(row, "service", at("service")), at("service"))
-    if service not in services:
-        _fail(at("service"), "%r is not in verification.services" % service)
-    protocol = _one_of(_field(row, "protocol", at("protocol")), PROTOCOLS + (None,), at("protocol"))
-    port = _field(row, "port", at("port"))
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
-        _fail(at("port"), "must be a port number from 0 to 65535 or null, got %s" % _type_name(port))
-    observed = _field(row, "observed", at("observed"))
-    if observed is not None:
-        observed = _string(observed, at("observed"))
-    packet = _string(row.get("packet"), at("packet"), required=False, allow_empty=True) or _packet_label(protocol, port)
-    return Check(
-        index=index,
-        source=_string(_field(row, "source", at("source")), at("source")),
-        source_kind=source_kind,
-        source_groups=_names(row.get("source_groups") or (), at("source_groups"), groups, "verification.groups"),
-        source_address=_string(row.get("source_address"), at("source_address"), required=False, allow_empty=True),
-        destination=_string(_field(row, "destination", at("destination")), at("destination")),
-        destination_kind=destination_kind,
-        destination_groups=_names(row.get("destination_groups") or (), at("destination_groups"), groups, "verification.groups"),
-        destination_address=_string(row.get("destination_address"), at("destination_address"), required=False, allow_empty=True),
-        family=int(_one_of(_field(row, "family", at("family")), FAMILIES, at("family"))),
-        service=service,
-        protocol=protocol,
-        port=None if port is None else int(port),
-        packet=packet,
-        expected=_one_of(_field(row, "expected", at("expected")), EXPECTATIONS, at("expected")),
-        observed=observed,
-        status=_one_of(_field(row, "status", at("status")), STATUSES, at("status")),
-        decided_by=_string(row.get("decided_by"), at("decided_by"), required=False, allow_empty=True),
-        detail=_string(row.get("detail"), at("detail"), required=False, allow_empty=True),
-    )
-
-
-def _packet_label(protocol: Optional[str], port: Optional[int]) -> str:
-    if protocol is None:
-        return "all protocols"
-    if port is None:
-        return protocol
-    return "%s/%d" % (protocol, port)
-
-
-def parse_verification(verification: Any) -> Verification:
-    """Validate the verification; a ReportInputError names the first bad field."""
-    if not isinstance(verification, Mapping):
-        _fail("verification", "must be a mapping (the output of the verification), got %s" % _type_name(verification))
-    generated = _string(verification.get("generated"), "verification.generated", required=False, allow_empty=True)
-    groups = _names(_field(verification, "groups", "verification.groups"), "verification.groups")
-    services = _names(_field(verification, "services", "verification.services"), "verification.services")
-    rows = _field(verification, "rows", "verification.rows")
-    if not isinstance(rows, (list, tuple)):
-        _fail("verification.rows", "must be a list, got %s" % _type_name(rows))
-    checks = tuple(_check(row, index, groups, services) for index, row in enumerate(rows))
-
-    summary = _field(verification, "summary", "verification.summary")
-    if not isinstance(summary, Mapping):
-        _fail("verification.summary", "must be a mapping, got %s" % _type_name(summary))
-    counts: Dict[str, int] = {}
-    for key, status in SUMMARY_COUNTS:
-        path = "verification.summary.%s" % key
-        counts[key] = _count(_field(summary, key, path), path)
-        actual = len(checks) if status is None else sum(1 for check in checks if check.status == status)
-        if counts[key] != actual:
-            what = "rows" if status is None else "rows with status %s" % status
-            _fail(path, "says %d but verification.rows has %d %s" % (counts[key], actual, what))
-    return Verification(generated, counts, groups, services, checks)
 
 
 # ---------------------------------------------------------------- aggregation
 
 
 class Cell(NamedTuple):
-    checks: Tuple[Check, ...]
+    checks: Tuple[Row, ...]
 
     @property
     def status(self) -> str:
@@ -247,7 +75,7 @@ class Matrix(NamedTuple):
     sources: Tuple[AxisKey, ...]
     destinations: Tuple[AxisKey, ...]
     cells: Dict[Tuple[AxisKey, AxisKey], Cell]
-    checks: Tuple[Check, ...]
+    checks: Tuple[Row, ...]
 
 
 def axis_groups(groups: Sequence[str]) -> List[str]:
@@ -276,8 +104,8 @@ def build_matrices(verification: Verification) -> List[Matrix]:
     implicit ones counts as "ungrouped".
     """
     axis = axis_groups(verification.groups)
-    placed: List[Tuple[Check, List[AxisKey], List[AxisKey]]] = []
-    for check in verification.checks:
+    placed: List[Tuple[Row, List[AxisKey], List[AxisKey]]] = []
+    for check in verification.rows:
         placed.append((
             check,
             _keys(check.source_kind, check.source, check.source_groups, axis),
@@ -291,7 +119,7 @@ def build_matrices(verification: Verification) -> List[Matrix]:
     matrices = []
     for service in verification.services:
         mine = [entry for entry in placed if entry[0].service == service]
-        cells: Dict[Tuple[AxisKey, AxisKey], List[Check]] = {}
+        cells: Dict[Tuple[AxisKey, AxisKey], List[Row]] = {}
         for check, sources, destinations in mine:
             for source in sources:
                 for destination in destinations:
@@ -311,17 +139,14 @@ def build_matrices(verification: Verification) -> List[Matrix]:
 def _sort_key(services: Sequence[str]) -> Any:
     order = {service: position for position, service in enumerate(services)}
 
-    def key(check: Check) -> Tuple[Any, ...]:
-        return (order[check.service], check.source, check.destination, check.family, check.packet, check.index)
+    def key(check: Row) -> Tuple[Any, ...]:
+        # sorted() is stable: rows equal in all of this keep the order the verification gives them.
+        return (order[check.service], check.source, check.destination, check.family, check.packet)
 
     return key
 
 
 # ---------------------------------------------------------------- text
-
-
-def _escape(text: Any) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _plural(count: int, one: str, many: str = "") -> str:
@@ -332,24 +157,16 @@ def _observed_text(observed: Optional[str]) -> str:
     return "not probed" if observed is None else observed
 
 
-def _observed_order(observed: Optional[str]) -> Tuple[int, str]:
-    if observed is None:
-        return (len(OBSERVATIONS) + 1, "")
-    if observed in OBSERVATIONS:
-        return (OBSERVATIONS.index(observed), "")
-    return (len(OBSERVATIONS), observed)
-
-
 def _family_text(family: int) -> str:
     return "IPv%d" % family
 
 
-def pair_text(check: Check) -> str:
+def pair_text(check: Row) -> str:
     """'web2 → db1 (IPv4)'."""
     return "%s → %s (%s)" % (check.source, check.destination, _family_text(check.family))
 
 
-def mismatch_text(check: Check) -> str:
+def mismatch_text(check: Row) -> str:
     """'web2 → db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered — decided by …'."""
     text = "%s → %s %s (%s, %s): expected %s, observed %s" % (
         check.source, check.destination, check.service, check.packet, _family_text(check.family),
@@ -367,30 +184,20 @@ def _tally(values: Iterable[Any], order: Any) -> List[Tuple[Any, int]]:
     return sorted(counts.items(), key=lambda item: order(item[0]))
 
 
-def _status_counts_text(checks: Sequence[Check], leave_out: Sequence[str] = ()) -> str:
+def _status_counts_text(checks: Sequence[Row], leave_out: Sequence[str] = ()) -> str:
     words = {"pass": "pass", "mismatch": "mismatch", "inconclusive": "inconclusive", "not-probed": "not probed"}
     tally = _tally((check.status for check in checks if check.status not in leave_out), STATUSES.index)
     return " · ".join("%d %s" % (count, words[status]) for status, count in tally)
 
 
-def _expected_html(checks: Sequence[Check]) -> str:
-    reachable = sum(1 for check in checks if check.expected == "reachable")
-    blocked = len(checks) - reachable
-    if not blocked:
-        return '<span class="expect expect-reachable">✓ reachable</span>'
-    if not reachable:
-        return '<span class="expect expect-blocked">✗ blocked</span>'
-    return '<span class="expect expect-mixed">◐ mixed <small>(%d ✓, %d ✗)</small></span>' % (reachable, blocked)
-
-
-def _observed_counts_text(checks: Sequence[Check]) -> str:
+def _observed_counts_text(checks: Sequence[Row]) -> str:
     """What the probes saw, with counts; checks not probed are counted by their status."""
-    tally = _tally((check.observed for check in checks if check.observed is not None), _observed_order)
+    tally = _tally((check.observed for check in checks if check.observed is not None), state_order)
     return " · ".join("%s %d" % (_observed_text(observed), count) for observed, count in tally)
 
 
 def _cell_tooltip(cell: Cell) -> str:
-    checks = sorted(cell.checks, key=lambda check: (check.source, check.destination, check.family, check.index))
+    checks = sorted(cell.checks, key=lambda check: (check.source, check.destination, check.family))
     mismatches = [check for check in checks if check.status == "mismatch"]
     lines: List[str] = []
     if mismatches:
@@ -416,140 +223,27 @@ def _cell_tooltip(cell: Cell) -> str:
 
 # ---------------------------------------------------------------- page
 
-STYLE = """
-:root {
-  --ink: #1f2933; --muted: #5f6b7a; --line: #d5dbe3; --paper: #ffffff; --wash: #f5f7fa;
-  --pass: #d3f4dc; --pass-ink: #14532d; --pass-strong: #15803d;
-  --bad: #c81e1e; --bad-ink: #ffffff; --bad-wash: #fdecec;
-  --unsure: #fde9b3; --unsure-ink: #6b4500;
-  --unprobed: #e6eaf0; --unprobed-ink: #3e4a59;
-}
-* { box-sizing: border-box; }
-html { background: var(--wash); }
-body {
-  margin: 0 auto; max-width: 1240px; padding: 24px 20px 48px; color: var(--ink); background: var(--wash);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
-}
-h1 { font-size: 26px; margin: 0 0 2px; letter-spacing: -0.01em; }
-h2 { font-size: 19px; margin: 0 0 10px; }
-h3 { font-size: 16px; margin: 0; }
-code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 0.92em; }
-.generated { color: var(--muted); margin: 0 0 16px; }
-.panel { background: var(--paper); border: 1px solid var(--line); border-radius: 10px; padding: 16px 20px; margin: 0 0 18px; }
-#summary { display: flex; flex-wrap: wrap; align-items: center; gap: 16px 24px; }
-.verdict { border-radius: 8px; padding: 12px 22px; color: #fff; min-width: 220px; }
-.verdict-word { display: block; font-size: 30px; font-weight: 800; letter-spacing: 0.02em; line-height: 1.15; }
-.verdict-note { display: block; font-size: 13px; opacity: 0.95; }
-.verdict-pass { background: var(--pass-strong); }
-.verdict-fail { background: var(--bad); }
-.verdict-empty { background: #6b7280; }
-.counts { display: flex; flex-wrap: wrap; gap: 8px 10px; margin: 0; padding: 0; list-style: none; flex: 1 1 400px; min-width: 0; }
-.count { border: 1px solid var(--line); border-radius: 999px; padding: 3px 12px; background: var(--wash); white-space: nowrap; }
-.count b { font-size: 17px; }
-.count-mismatches.nonzero { background: var(--bad); border-color: var(--bad); color: var(--bad-ink); }
-.count-inconclusive.nonzero { background: var(--unsure); color: var(--unsure-ink); }
-.count-passed { background: var(--pass); color: var(--pass-ink); }
-#mismatches { border: 2px solid var(--bad); background: var(--bad-wash); }
-#mismatches h2 { color: var(--bad); }
-#mismatches ol { margin: 0; padding-left: 26px; }
-#mismatches li { margin: 0 0 8px; }
-#mismatches li a { color: inherit; }
-.mismatch-line { font-weight: 600; overflow-wrap: anywhere; }
-.mismatch-more { display: block; color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
-#service-nav { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin: 0 0 14px; }
-#service-nav .label { color: var(--muted); margin-right: 4px; }
-.service-link {
-  text-decoration: none; color: var(--ink); border: 1px solid var(--line); background: var(--paper);
-  border-radius: 999px; padding: 3px 12px; font-size: 14px;
-}
-.service-link:hover { border-color: #8a96a8; }
-.service-link[aria-current="true"] { background: var(--ink); color: #fff; border-color: var(--ink); }
-.badge { display: inline-block; margin-left: 6px; border-radius: 999px; padding: 0 7px; font-size: 12px; font-weight: 700; }
-.badge-mismatch { background: var(--bad); color: #fff; }
-.badge-ok { background: var(--pass); color: var(--pass-ink); }
-.badge-inconclusive { background: var(--unsure); color: var(--unsure-ink); }
-.service-head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 14px; margin: 0 0 10px; }
-.service-head .packets, .service-head .service-counts { color: var(--muted); font-size: 13px; }
-.matrix-wrap { overflow-x: auto; }
-table { border-collapse: collapse; }
-.matrix { border-collapse: separate; border-spacing: 3px; }
-.matrix th { font-weight: 600; font-size: 13px; padding: 4px 8px; text-align: left; white-space: nowrap; }
-.matrix thead th { text-align: center; vertical-align: bottom; }
-.matrix th.corner { color: var(--muted); font-weight: 400; font-size: 12px; text-align: left; }
-.matrix th .kind { display: block; color: var(--muted); font-weight: 400; font-size: 11px; }
-.cell { min-width: 118px; padding: 6px 8px; border-radius: 6px; font-size: 12.5px; line-height: 1.35; vertical-align: top; }
-.cell span { display: block; }
-.cell .expect { font-weight: 700; font-size: 13.5px; }
-.cell .observed, .cell .statuses { opacity: 0.9; }
-.cell-pass, .swatch-pass { background: var(--pass); color: var(--pass-ink); }
-.cell-mismatch, .swatch-mismatch { background: var(--bad); color: var(--bad-ink); box-shadow: inset 0 0 0 2px #7f1010; }
-.cell-mismatch .flag { font-weight: 800; text-transform: uppercase; font-size: 11.5px; letter-spacing: 0.04em; }
-.cell-inconclusive, .swatch-inconclusive { background: var(--unsure); color: var(--unsure-ink); }
-.cell-not-probed, .swatch-not-probed {
-  background: repeating-linear-gradient(135deg, var(--unprobed), var(--unprobed) 6px, #f1f4f8 6px, #f1f4f8 12px);
-  color: var(--unprobed-ink);
-}
-.cell-empty, .swatch-empty { background: transparent; border: 1px dashed var(--line); color: #a0aab8; text-align: center; vertical-align: middle; }
-section.service { margin-bottom: 14px; }
-.legend-items { display: flex; flex-wrap: wrap; gap: 8px 22px; margin: 0; padding: 0; list-style: none; font-size: 13px; }
-.legend-items li { display: flex; align-items: center; gap: 8px; }
-#legend .swatch { display: inline-block; min-width: 96px; text-align: center; padding: 4px 8px; border-radius: 6px; font-size: 12.5px; }
-#legend p { margin: 10px 0 0; color: var(--muted); font-size: 13px; }
-details > summary { cursor: pointer; font-weight: 600; font-size: 17px; }
-.checks-wrap { overflow-x: auto; margin-top: 12px; }
-#checks table { width: 100%; font-size: 13px; }
-#checks th, #checks td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
-#checks th { background: var(--wash); position: sticky; top: 0; }
-#checks td.decided, #checks td.detail { overflow-wrap: anywhere; min-width: 160px; }
-#checks .address { display: block; color: var(--muted); font-size: 12px; }
-.status { display: inline-block; border-radius: 4px; padding: 0 6px; font-weight: 700; font-size: 12px; white-space: nowrap; }
-.status-pass { background: var(--pass); color: var(--pass-ink); }
-.status-mismatch { background: var(--bad); color: #fff; }
-.status-inconclusive { background: var(--unsure); color: var(--unsure-ink); }
-.status-not-probed { background: var(--unprobed); color: var(--unprobed-ink); }
-tr.row-mismatch td { background: var(--bad-wash); }
-.empty-note { color: var(--muted); margin: 0; }
-footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
-@media print { #service-nav { display: none; } section.service[hidden] { display: block; } }
-""".strip()
-
-# Without JavaScript, the service links jump to their section and every section
-# shows. With it, a link shows that service alone and "all services" shows all.
-SCRIPT = """
-(function () {
-  var sections = document.querySelectorAll("section.service[data-service]");
-  var links = document.querySelectorAll("a[data-show-service]");
-  function show(name) {
-    var i;
-    for (i = 0; i < sections.length; i++) {
-      sections[i].hidden = name !== "" && sections[i].getAttribute("data-service") !== name;
-    }
-    for (i = 0; i < links.length; i++) {
-      if (links[i].getAttribute("data-show-service") === name) {
-        links[i].setAttribute("aria-current", "true");
-      } else {
-        links[i].removeAttribute("aria-current");
-      }
-    }
-  }
-  function onClick() { show(this.getAttribute("data-show-service")); }
-  for (var i = 0; i < links.length; i++) {
-    links[i].addEventListener("click", onClick);
-  }
-  document.documentElement.setAttribute("data-js", "on");
-})();
-""".strip()
+TEMPLATE = "report.html.j2"
+_TEMPLATES: Dict[str, Any] = {}
 
 
-def _hash_source(text: str) -> str:
-    return "'sha256-%s'" % base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+def _csp_source(text: str) -> str:
+    """The Content-Security-Policy source that allows exactly this inline style or script."""
+    return "'sha256-%s'" % base64.b64encode(hashlib.sha256(str(text).encode("utf-8")).digest()).decode("ascii")
 
 
-# Nothing may be fetched: no default source, the inline style and script allowed by hash.
-CONTENT_SECURITY_POLICY = "default-src 'none'; style-src %s; script-src %s; base-uri 'none'; form-action 'none'" % (
-    _hash_source(STYLE),
-    _hash_source(SCRIPT),
-)
+def _template() -> Any:
+    """The page template, read once from beside this file (through the import system, as the collection loader serves it)."""
+    if TEMPLATE not in _TEMPLATES:
+        source = pkgutil.get_data(__name__, TEMPLATE)
+        if source is None:
+            raise RuntimeError("fleetwall.iptables: %s is missing beside %s" % (TEMPLATE, __name__))
+        environment = jinja2.Environment(
+            autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined
+        )
+        environment.filters["csp_source"] = _csp_source
+        _TEMPLATES[TEMPLATE] = environment.from_string(source.decode("utf-8"))
+    return _TEMPLATES[TEMPLATE]
 
 
 def _slug(name: str, taken: Dict[str, str]) -> str:
@@ -563,232 +257,92 @@ def _slug(name: str, taken: Dict[str, str]) -> str:
     return candidate
 
 
-def _attributes(**attributes: Any) -> str:
-    return "".join(' %s="%s"' % (name.replace("_", "-"), _escape(value)) for name, value in attributes.items())
+def _banner(summary: Mapping[str, int]) -> Dict[str, str]:
+    if summary["mismatches"]:
+        return {"css": "fail", "status": "mismatch", "word": _plural(summary["mismatches"], "mismatch", "mismatches"),
+                "note": "what the probes saw differs from what the policy says; the list below says where"}
+    if summary["checks"] == 0:
+        return {"css": "empty", "status": "empty", "word": "No checks", "note": "the verification holds no checks at all"}
+    note = "%d of %d checks confirmed" % (summary["passed"], summary["checks"])
+    if summary["inconclusive"] or summary["not_probed"]:
+        note += "; the rest inconclusive or not probed"
+    return {"css": "pass", "status": "pass", "word": "PASS", "note": note}
 
 
-def _summary_html(verification: Verification) -> str:
-    summary = verification.summary
-    mismatches = summary["mismatches"]
-    if mismatches:
-        banner = ("verdict-fail", "mismatch", _plural(mismatches, "mismatch", "mismatches"),
-                  "what the probes saw differs from what the policy says; the list below says where")
-    elif summary["checks"] == 0:
-        banner = ("verdict-empty", "empty", "No checks", "the verification holds no checks at all")
-    else:
-        probed = summary["passed"]
-        note = "%d of %d checks confirmed" % (probed, summary["checks"])
-        if summary["inconclusive"] or summary["not_probed"]:
-            note += "; the rest inconclusive or not probed"
-        banner = ("verdict-pass", "pass", "PASS", note)
-    css, status, word, note = banner
-    counts = [
-        ("checks", summary["checks"], "check", "checks"),
-        ("passed", summary["passed"], "passed", "passed"),
-        ("mismatches", summary["mismatches"], "mismatch", "mismatches"),
-        ("inconclusive", summary["inconclusive"], "inconclusive", "inconclusive"),
-        ("not_probed", summary["not_probed"], "not probed", "not probed"),
-    ]
-    items = "".join(
-        '<li class="count count-%s%s" data-count="%s"><b>%d</b> %s</li>' % (
-            key.replace("_", "-"), " nonzero" if value else "", key, value, one if value == 1 else many)
-        for key, value, one, many in counts
-    )
-    return (
-        '<section id="summary" class="panel" aria-label="summary">\n'
-        '<div id="verdict" class="verdict %s" data-status="%s" role="status">'
-        '<span class="verdict-word">%s</span><span class="verdict-note">%s</span></div>\n'
-        '<ul class="counts">%s</ul>\n'
-        "</section>\n" % (css, status, _escape(word), _escape(note), items)
-    )
+# summary key, the word for one, for many
+COUNT_WORDS = (
+    ("checks", "check", "checks"),
+    ("passed", "passed", "passed"),
+    ("mismatches", "mismatch", "mismatches"),
+    ("inconclusive", "inconclusive", "inconclusive"),
+    ("not_probed", "not probed", "not probed"),
+)
 
 
-def _mismatches_html(checks: Sequence[Check], ids: Mapping[str, str]) -> str:
-    if not checks:
-        return ""
-    items = []
-    for check in checks:
-        more = []
-        if check.source_address or check.destination_address:
-            more.append("%s → %s" % (check.source_address or "?", check.destination_address or "?"))
-        if check.detail:
-            more.append("probe: " + check.detail)
-        items.append(
-            '<li class="mismatch"%s><a class="mismatch-line" href="#%s"%s>%s</a>%s</li>' % (
-                _attributes(data_service=check.service, data_source=check.source, data_destination=check.destination,
-                            data_family=check.family),
-                _escape(ids[check.service]),
-                _attributes(data_show_service=check.service),
-                _escape(mismatch_text(check)),
-                '<span class="mismatch-more">%s</span>' % _escape(" · ".join(more)) if more else "",
-            )
-        )
-    return (
-        '<section id="mismatches" class="panel">\n<h2>%s: expected and observed differ</h2>\n<ol>\n%s\n</ol>\n</section>\n'
-        % (_escape(_plural(len(checks), "mismatch", "mismatches")), "\n".join(items))
-    )
+def _mismatch_item(check: Row) -> Dict[str, Any]:
+    more = []
+    if check.source_address or check.destination_address:
+        more.append("%s → %s" % (check.source_address or "?", check.destination_address or "?"))
+    if check.detail:
+        more.append("probe: " + check.detail)
+    return {"row": check, "text": mismatch_text(check), "more": " · ".join(more)}
 
 
-def _nav_html(matrices: Sequence[Matrix], ids: Mapping[str, str]) -> str:
-    links = ['<span class="label">Services:</span>', '<a class="service-link" href="#matrices" data-show-service="">all services</a>']
-    for matrix in matrices:
-        mismatches = sum(1 for check in matrix.checks if check.status == "mismatch")
-        inconclusive = sum(1 for check in matrix.checks if check.status == "inconclusive")
-        if mismatches:
-            badge = '<span class="badge badge-mismatch" title="%s">%d</span>' % (
-                _escape(_plural(mismatches, "mismatch", "mismatches")), mismatches)
-        elif inconclusive:
-            badge = '<span class="badge badge-inconclusive" title="%s">%d</span>' % (
-                _escape("no mismatches, %d inconclusive" % inconclusive), inconclusive)
-        elif any(check.status == "pass" for check in matrix.checks):
-            badge = '<span class="badge badge-ok" title="no mismatches">✓</span>'
-        else:
-            badge = ""
-        links.append('<a class="service-link" href="#%s"%s>%s%s</a>' % (
-            _escape(ids[matrix.service]), _attributes(data_show_service=matrix.service), _escape(matrix.service), badge))
-    return '<nav id="service-nav" aria-label="services">%s</nav>\n' % "".join(links)
+def _axis(key: AxisKey) -> Dict[str, str]:
+    return {"kind": key[0], "name": key[1]}
 
 
-def _axis_header(key: AxisKey) -> str:
-    kind, name = key
-    if kind == "group":
-        return _escape(name)
-    if kind == "addresses":
-        return '%s<span class="kind">address set</span>' % _escape(name)
-    return _escape(name)
-
-
-def _cell_html(matrix: Matrix, source: AxisKey, destination: AxisKey) -> str:
+def _cell_view(matrix: Matrix, source: AxisKey, destination: AxisKey) -> Dict[str, Any]:
     cell = matrix.cells.get((source, destination), Cell(()))
-    status = cell.status
-    attributes = _attributes(
-        data_service=matrix.service,
-        data_source_group=source[1],
-        data_source_kind=source[0],
-        data_destination_group=destination[1],
-        data_destination_kind=destination[0],
-        data_status=status,
-        data_checks=len(cell.checks),
-    )
-    if status == "empty":
-        return '<td class="cell cell-empty"%s title="no checks">–</td>' % attributes
-    parts = []
-    mismatches = sum(1 for check in cell.checks if check.status == "mismatch")
-    if mismatches:
-        parts.append('<span class="flag">⚠ %s</span>' % _escape(_plural(mismatches, "mismatch", "mismatches")))
-    parts.append(_expected_html(cell.checks))
-    observed = _observed_counts_text(cell.checks)
-    if observed:
-        parts.append('<span class="observed">%s</span>' % _escape(observed))
-    others = _status_counts_text(cell.checks, leave_out=("pass", "mismatch"))
-    if others:
-        parts.append('<span class="statuses">%s</span>' % _escape(others))
-    return '<td class="cell cell-%s"%s title="%s">%s</td>' % (status, attributes, _escape(_cell_tooltip(cell)), "".join(parts))
+    reachable = sum(1 for check in cell.checks if check.expected == REACHABLE)
+    return {
+        "destination": _axis(destination),
+        "status": cell.status,
+        "checks": len(cell.checks),
+        "tooltip": _cell_tooltip(cell) if cell.checks else "no checks",
+        "mismatches": sum(1 for check in cell.checks if check.status == MISMATCH),
+        "reachable": reachable,
+        "blocked": len(cell.checks) - reachable,
+        "observed": _observed_counts_text(cell.checks),
+        "statuses": _status_counts_text(cell.checks, leave_out=(PASS, MISMATCH)),
+    }
 
 
-def _matrix_html(matrix: Matrix, section_id: str) -> str:
-    packets = sorted({check.packet for check in matrix.checks})
-    head = '<div class="service-head"><h3>%s</h3>' % _escape(matrix.service)
-    if packets:
-        head += '<span class="packets mono">%s</span>' % _escape(", ".join(packets))
-    if matrix.checks:
-        head += '<span class="service-counts">%s: %s</span>' % (
-            _escape(_plural(len(matrix.checks), "check")), _escape(_status_counts_text(matrix.checks)))
-    head += "</div>"
-    if not matrix.checks:
-        body = '<p class="empty-note">No checks for this service.</p>'
-    else:
-        header = '<tr><th class="corner" scope="col">from ↓ &nbsp; to →</th>%s</tr>' % "".join(
-            '<th scope="col"%s>%s</th>' % (_attributes(data_destination_group=key[1], data_destination_kind=key[0]), _axis_header(key))
-            for key in matrix.destinations
-        )
-        rows = []
-        for source in matrix.sources:
-            rows.append('<tr><th scope="row"%s>%s</th>%s</tr>' % (
-                _attributes(data_source_group=source[1], data_source_kind=source[0]),
-                _axis_header(source),
-                "".join(_cell_html(matrix, source, destination) for destination in matrix.destinations),
-            ))
-        body = '<div class="matrix-wrap"><table class="matrix"%s>\n<thead>%s</thead>\n<tbody>\n%s\n</tbody>\n</table></div>' % (
-            _attributes(data_service=matrix.service), header, "\n".join(rows))
-    return '<section class="service panel" id="%s"%s>\n%s\n%s\n</section>\n' % (
-        _escape(section_id), _attributes(data_service=matrix.service), head, body)
-
-
-LEGEND = """<section id="legend" class="panel" aria-label="legend">
-<ul class="legend-items">
-<li><span class="swatch swatch-pass">pass</span> <span>every check in the cell saw what the policy expects</span></li>
-<li><span class="swatch swatch-mismatch">⚠ mismatch</span> <span>a probe saw something else; hover the cell for the host pairs</span></li>
-<li><span class="swatch swatch-inconclusive">inconclusive</span> <span>an observation fits both outcomes (<code>open|filtered</code>)</span></li>
-<li><span class="swatch swatch-not-probed">not probed</span> <span>no host sends from there, or no probe for that packet</span></li>
-<li><span class="swatch swatch-empty">–</span> <span>no checks</span></li>
-</ul>
-<p>Rows are sources, columns destinations. In a cell, the first line is what the policy expects:
-<b>✓ reachable</b>, <b>✗ blocked</b> or <b>◐ mixed</b> (both, with counts); then what the probes observed, with counts.
-A cell takes the colour of its worst check. A host in several groups counts in the cells of each of its groups,
-so a row or column can count a check more than once. Sources that are not inventory hosts (address sets, any address)
-have rows of their own after the groups.</p>
-</section>
-"""
-
-
-def _checks_html(checks: Sequence[Check]) -> str:
-    rows = []
-    for check in checks:
-        rows.append(
-            '<tr class="row-%s"%s><td><span class="status status-%s">%s</span></td>'
-            '<td>%s<span class="address mono">%s</span></td><td>%s<span class="address mono">%s</span></td>'
-            '<td>%s</td><td class="mono">%s</td><td>%s</td><td>%s</td><td>%s</td><td class="decided">%s</td><td class="detail">%s</td></tr>' % (
-                check.status,
-                _attributes(data_status=check.status, data_service=check.service, data_source=check.source,
-                            data_destination=check.destination, data_family=check.family),
-                check.status, _escape(check.status.replace("-", " ")),
-                _escape(check.source), _escape(check.source_address),
-                _escape(check.destination), _escape(check.destination_address),
-                _escape(check.service), _escape(check.packet), _escape(_family_text(check.family)),
-                _escape(check.expected), _escape(_observed_text(check.observed)),
-                _escape(check.decided_by), _escape(check.detail),
-            )
-        )
-    return (
-        '<details id="checks" class="panel">\n<summary>%s</summary>\n'
-        '<div class="checks-wrap"><table>\n<thead><tr><th>status</th><th>from</th><th>to</th><th>service</th><th>packet</th>'
-        "<th>family</th><th>expected</th><th>observed</th><th>decided by</th><th>detail</th></tr></thead>\n"
-        "<tbody>\n%s\n</tbody>\n</table></div>\n</details>\n"
-        % (_escape("All %s" % _plural(len(checks), "check")), "\n".join(rows))
-    )
+def _matrix_view(matrix: Matrix) -> Dict[str, Any]:
+    statuses = [check.status for check in matrix.checks]
+    return {
+        "service": matrix.service,
+        "packets": ", ".join(sorted({check.packet for check in matrix.checks})),
+        "checks": len(matrix.checks),
+        "counts": _status_counts_text(matrix.checks),
+        "mismatches": statuses.count(MISMATCH),
+        "inconclusive": statuses.count(INCONCLUSIVE),
+        "passed": statuses.count(PASS),
+        "destinations": [_axis(key) for key in matrix.destinations],
+        "rows": [
+            {"source": _axis(source), "cells": [_cell_view(matrix, source, destination) for destination in matrix.destinations]}
+            for source in matrix.sources
+        ],
+    }
 
 
 def render_report(verification: Mapping[str, Any], title: str = "fleetwall reachability") -> str:
-    """The verification as one self-contained HTML page (a ReportInputError names any bad field)."""
+    """The verification as one self-contained HTML page (a VerificationError names any bad field)."""
     if not isinstance(title, str):
-        _fail("title", "must be a string, got %s" % _type_name(title))
-    parsed = parse_verification(verification)
-    ordered = sorted(parsed.checks, key=_sort_key(parsed.services))
-    matrices = build_matrices(parsed)
+        raise VerificationError("title: must be a string, got %s" % type_name(title))
+    parsed = verification_from_dict(verification)
+    ordered = sorted(parsed.rows, key=_sort_key(parsed.services))
     ids: Dict[str, str] = {}
     for service in parsed.services:
         _slug(service, ids)
-    generated = parsed.generated or "an unknown time"
-    return "".join([
-        "<!DOCTYPE html>\n",
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n',
-        '<meta http-equiv="Content-Security-Policy" content="%s">\n' % _escape(CONTENT_SECURITY_POLICY),
-        '<meta name="referrer" content="no-referrer">\n',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        '<meta name="generator" content="fleetwall.iptables reachability_report">\n',
-        "<title>%s</title>\n" % _escape("%s — %s" % (title, "PASS" if not parsed.summary["mismatches"] else _plural(
-            parsed.summary["mismatches"], "mismatch", "mismatches"))),
-        "<style>%s</style>\n</head>\n<body>\n" % STYLE,
-        '<header><h1>%s</h1><p class="generated">generated %s</p></header>\n' % (_escape(title), _escape(generated)),
-        _summary_html(parsed),
-        _mismatches_html([check for check in ordered if check.status == "mismatch"], ids),
-        '<main id="matrices">\n<h2>Reachability by service</h2>\n',
-        _nav_html(matrices, ids),
-        LEGEND,
-        "".join(_matrix_html(matrix, ids[matrix.service]) for matrix in matrices),
-        "</main>\n",
-        _checks_html(ordered),
-        '<footer>fleetwall.iptables reachability report; this page loads nothing from anywhere.</footer>\n',
-        "<script>%s</script>\n</body>\n</html>\n" % SCRIPT,
-    ])
+    return _template().render(
+        title=title,
+        generated=parsed.generated or "an unknown time",
+        summary=parsed.summary,
+        banner=_banner(parsed.summary),
+        counts=[{"key": key, "value": parsed.summary[key], "one": one, "many": many} for key, one, many in COUNT_WORDS],
+        mismatches=[_mismatch_item(check) for check in ordered if check.status == MISMATCH],
+        ids=ids,
+        matrices=[_matrix_view(matrix) for matrix in build_matrices(parsed)],
+        rows=ordered,
+    )

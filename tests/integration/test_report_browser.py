@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import summarise
+from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import verification_summary
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import render_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def make_row(source: str, destination: str, service: str, family: int = 4, **ove
 def make_verification(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {
         "generated": "2026-11-22T03:00:00Z",
-        "summary": summarise(rows),
+        "summary": verification_summary(row["status"] for row in rows),
         "groups": GROUPS,
         "services": list(SERVICES),
         "rows": rows,

@@ -78,7 +78,8 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.services import
     ICMP_TYPES,
     ICMPV6_TYPES,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import packet_from_dict, simulate  # noqa: E402
+from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import simulate  # noqa: E402
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.packets import packet_from_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))

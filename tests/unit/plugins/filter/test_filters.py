@@ -131,11 +131,11 @@ def test_unknown_host_fails_compile_ruleset():
     "hostvars, groups, message",
     [
         pytest.param(
-            ["db1"], {"all": ["db1"]}, "compile_ruleset: the input must be hostvars (a mapping of host to variables)",
+            ["db1"], {"all": ["db1"]}, "compile_ruleset: the input must be hostvars (a mapping of host to variables), got list",
             id="hostvars-not-a-mapping",
         ),
         pytest.param(
-            {"db1": {}}, ["db1"], "compile_ruleset: the groups argument must be the 'groups' mapping",
+            {"db1": {}}, ["db1"], "compile_ruleset: the groups argument must be the 'groups' mapping, got list",
             id="groups-not-a-mapping",
         ),
     ],
@@ -147,8 +147,30 @@ def test_compile_ruleset_refuses_what_is_not_an_inventory(hostvars, groups, mess
 def test_compile_fleet_refuses_a_single_host_name_as_the_host_list():
     hostvars, groups = inventory()
     assert filter_error(compile_fleet, hostvars, groups, "db1").message == (
-        "compile_fleet: hosts must be a list of inventory host names"
+        "compile_fleet: hosts must be a list of inventory host names, got string"
     )
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        pytest.param(lambda hv, g: compile_fleet(hv, g, 5), "compile_fleet: hosts must be a list of inventory host names, got integer",
+                     id="compile_fleet-hosts-a-number"),
+        pytest.param(lambda hv, g: compile_fleet(hv, g, None), "compile_fleet: hosts must be a list of inventory host names, got null",
+                     id="compile_fleet-hosts-null"),
+        pytest.param(lambda hv, g: compile_fleet(hv, g, ["db1", 7]),
+                     "compile_fleet: hosts must be a list of inventory host names, got a list holding integer", id="compile_fleet-hosts-item"),
+        pytest.param(lambda hv, g: compile_fleet(hv, dict(g, web=None)), "compile_fleet: groups['web'] must be a list of host names, got null",
+                     id="compile_fleet-null-group"),
+        pytest.param(lambda hv, g: compile_ruleset(hv, g, 5), "compile_ruleset: host must be an inventory host name, got integer",
+                     id="compile_ruleset-host-a-number"),
+        pytest.param(lambda hv, g: compile_ruleset(hv, dict(g, all="db1"), "db1"),
+                     "compile_ruleset: groups['all'] must be a list of host names, got string", id="compile_ruleset-group-a-string"),
+    ],
+)
+def test_filter_arguments_of_the_wrong_type_are_named_without_a_type_error(call, message):
+    hostvars, groups = inventory()
+    assert filter_error(call, hostvars, groups).message == message
 
 
 # ---------------------------------------------------------------- malformed rulesets
@@ -226,14 +248,17 @@ def test_simulate_packet_refuses_a_ruleset_without_filter_table():
         ),
         pytest.param(
             dict(WEB1_TO_DB1_POSTGRES, port="postgres"),
-            "packet.port: must be a port number, got 'postgres'",
+            "packet.port: port must be a number or a range like '8000-8100', got 'postgres'",
             id="non-numeric-port",
         ),
         pytest.param(
-            dict(WEB1_TO_DB1_POSTGRES, port=70000), "packet.port: port 70000 is out of range", id="port-out-of-range",
+            dict(WEB1_TO_DB1_POSTGRES, port=70000), "packet.port: port 70000 is out of range (1-65535)", id="port-out-of-range",
         ),
         pytest.param(
-            dict(WEB1_TO_DB1_POSTGRES, protocol="tpc"), "packet.protocol: unknown protocol 'tpc'", id="unknown-protocol",
+            dict(WEB1_TO_DB1_POSTGRES, protocol="tpc"),
+            "packet.protocol: unknown protocol 'tpc' (did you mean 'tcp'?); known: ah, esp, gre, icmp, icmpv6, ipv6-icmp, sctp, tcp, "
+            "udp, udplite, vrrp",
+            id="unknown-protocol",
         ),
         pytest.param(
             dict(WEB1_TO_DB1_POSTGRES, direction="in"),

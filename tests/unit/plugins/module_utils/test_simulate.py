@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Chain, FamilyRuleset, Rule, Table
-from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, packet_from_dict, simulate
+from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, simulate
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.packets import packet_from_dict
 from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 
@@ -93,8 +94,19 @@ def test_packet_of_the_wrong_family_is_refused():
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "port": 70000}, "packet.port: port 70000 is out of range"),
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "proto": "tcp"}, "packet: unknown field(s) proto"),
     ({"source": "10.0.0.1", "destination": "10.0.0.2", "direction": "in"}, "packet.direction: must be inbound, outbound or forward, got 'in'"),
+    ({"source": "10.0.0.1", "destination": "10.0.0.2", "protocol": "tpc"}, "packet.protocol: unknown protocol 'tpc' (did you mean 'tcp'?)"),
+    ({"source": "10.0.0.1", "destination": "10.0.0.2", "port": "80-90"}, "packet.port: a packet has one port, got the range '80-90'"),
+    ({"source": "10.0.0.1", "destination": "10.0.0.2", "icmp_type": "echo-reqest"},
+     "packet.icmp_type: unknown ICMP type 'echo-reqest' (did you mean 'echo-request'?)"),
+    ({"source": "10.0.0.1", "destination": "10.0.0.2", "tcp_flags": 5}, "packet.tcp_flags: must be a list of flags or a comma-separated string, got integer"),
 ])
 def test_malformed_packet_is_refused_with_its_field_named(packet, message):
     with pytest.raises(ValueError) as error:
         packet_from_dict(packet)
     assert str(error.value).startswith(message)
+
+
+def test_a_packet_reads_protocol_port_and_icmp_type_as_the_policy_does():
+    packet = packet_from_dict({"source": "fd00::1", "destination": "fd00::2", "protocol": "ICMP", "icmp_type": "port-unreachable"})
+    assert (packet.protocol, packet.icmp_type, packet.icmp_code) == ("ipv6-icmp", 1, 4)
+    assert packet_from_dict({"source": "10.0.0.1", "destination": "10.0.0.2", "protocol": "tcp", "port": " 443 "}).destination_port == 443

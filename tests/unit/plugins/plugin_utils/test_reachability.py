@@ -10,9 +10,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import (
     build_model,
     compare,
-    describe_row,
     explain,
-    judge_observation,
 )
 from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
@@ -207,15 +205,6 @@ def test_a_host_that_sent_no_results_fails_the_verification(model: Dict[str, Any
     assert "no probe result from web1" in rows[0]["detail"]
 
 
-def test_judgement() -> None:
-    check = {"consistent": ["open", "closed", "open|filtered"], "ambiguous": ["open|filtered"]}
-    assert judge_observation(check, "open") == "pass"
-    assert judge_observation(check, "open|filtered") == "inconclusive"
-    assert judge_observation(check, "filtered") == "mismatch"
-    assert judge_observation(check, "error") == "mismatch"
-    assert judge_observation(check, None) == "not-probed"
-
-
 @pytest.mark.parametrize(
     "observations, message",
     [
@@ -231,6 +220,12 @@ def test_malformed_observations_are_refused(model: Dict[str, Any], observations:
 def test_compare_needs_a_model() -> None:
     with pytest.raises(ValueError, match="output of fleetwall.iptables.reachability_model"):
         compare({"rows": []}, [])
+
+
+def test_a_malformed_model_check_is_refused_naming_its_field(model: Dict[str, Any]) -> None:
+    model["checks"][3]["expected"] = "maybe"
+    with pytest.raises(ValueError, match=r"^model.checks\[3\].expected: must be one of reachable, blocked, got 'maybe'$"):
+        compare(model, [])
 
 
 def test_explain_names_the_rule_on_each_end() -> None:
@@ -287,18 +282,23 @@ def test_explain_refuses_bad_queries_naming_the_part(query: Any, message: str) -
         explain(hostvars, groups, query)
 
 
-def test_describe_row() -> None:
-    row = {
-        "source": "a", "destination": "b", "service": "s", "packet": "udp/1", "family": 6, "expected": "blocked",
-        "observed": "closed", "detail": "", "decided_by": "b INPUT: chain policy DROP",
-    }
-    assert describe_row(row) == (
-        "a -> b s (udp/1, IPv6): expected blocked, observed closed (no detail); the policy decides at b INPUT: chain policy DROP"
-    )
-
-
 def test_the_model_reports_definitions_no_rule_of_the_inventory_uses() -> None:
     hostvars, groups = inventory(services={"memcache": "tcp/11211"})
     model = build_model(hostvars, groups, hosts_per_group=1)
     assert model["warnings"] == ["fleetwall_services.memcache is defined but no rule uses it"]
     assert build_model(*inventory())["warnings"] == []
+
+
+def test_the_model_reads_the_policy_the_compiler_parsed_and_never_parses_it_again(monkeypatch) -> None:
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils import policy
+
+    calls: List[str] = []
+    parse = policy.parse_services
+
+    def counted(*args: Any) -> Any:
+        calls.append("fleetwall_services")
+        return parse(*args)
+
+    monkeypatch.setattr(policy, "parse_services", counted)  # every parse of the fleet policy reads its services
+    build_model(*inventory(), hosts_per_group=0)
+    assert calls == ["fleetwall_services"]

@@ -24,13 +24,13 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetwall.iptables.plugins.filter import reachability_report as filter_plugin
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import summarise
 from ansible_collections.fleetwall.iptables.plugins.filter.reachability_report import reachability_report
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import (
+from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import (
     STATUSES,
-    ReportInputError,
-    render_report,
+    VerificationError,
+    verification_summary,
 )
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.report import render_report
 
 HOSTILE = "<script>alert(1)</script>"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -80,7 +80,7 @@ def row(source: str = "web1", destination: str = "db1", service: str = "postgres
 def verification(*rows: Dict[str, Any], groups: Optional[List[str]] = None, services: Optional[List[str]] = None) -> Dict[str, Any]:
     return {
         "generated": "2026-11-22T03:00:00Z",
-        "summary": summarise(rows),
+        "summary": verification_summary(row["status"] for row in rows),
         "groups": ["all", "bastion", "cache", "db", "web"] if groups is None else groups,
         "services": ["ssh", "postgres", "ping"] if services is None else services,
         "rows": list(rows),
@@ -454,22 +454,22 @@ BAD_INPUT: List[Tuple[str, Any, str]] = [
     ("unknown group", lambda: with_row_change(0, "destination_groups", ["all", "dbs"]),
      "verification.rows[0].destination_groups[1]: 'dbs' is not in verification.groups"),
     ("source", lambda: with_row_change(5, "source", ""), "verification.rows[5].source: must not be empty"),
-    ("observed", lambda: with_row_change(5, "observed", 3), "verification.rows[5].observed: must be a string, got int 3"),
-    ("row", lambda: dict(failing(), rows=[row(), "web1 -> db1"]), "verification.rows[1]: must be a mapping, got str 'web1 -> db1'"),
-    ("rows", lambda: dict(failing(), rows={"a": 1}), "verification.rows: must be a list, got a mapping"),
+    ("observed", lambda: with_row_change(5, "observed", 3), "verification.rows[5].observed: must be a string, got integer 3"),
+    ("row", lambda: dict(failing(), rows=[row(), "web1 -> db1"]), "verification.rows[1]: must be a mapping, got string 'web1 -> db1'"),
+    ("rows", lambda: dict(failing(), rows={"a": 1}), "verification.rows: must be a list, got mapping"),
     ("groups", lambda: dict(failing(), groups=["web", "web"]), "verification.groups[1]: 'web' is listed twice"),
     ("summary", lambda: dict(failing(), summary=dict(failing()["summary"], mismatches=0)),
      "verification.summary.mismatches: says 0 but verification.rows has 1 rows with status mismatch"),
     ("summary count", lambda: dict(failing(), summary=dict(failing()["summary"], checks=-1)),
-     "verification.summary.checks: must be a whole number of at least 0, got int -1"),
+     "verification.summary.checks: must be a whole number of at least 0, got integer -1"),
     ("summary key", lambda: dict(failing(), summary={"checks": 6}), "verification.summary.passed: missing"),
-    ("verification", lambda: ["rows"], "verification: must be a mapping (the output of the verification), got a list"),
+    ("verification", lambda: ["rows"], "verification: must be a mapping (the output of the verification), got list"),
 ]
 
 
 @pytest.mark.parametrize("make, message", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
 def test_bad_input_names_the_field(make, message):
-    with pytest.raises(ReportInputError) as exc:
+    with pytest.raises(VerificationError) as exc:
         render_report(make())
     assert str(exc.value).startswith(message), str(exc.value)
 
