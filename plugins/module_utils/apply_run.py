@@ -51,6 +51,16 @@ class Tools:
         """The restore command line the guardian runs to roll back."""
         raise NotImplementedError
 
+    def save_each(self, commands):
+        # type: (Sequence[str]) -> List[str]
+        """save() of each command; a host may run them at the same time."""
+        return [self.save(command) for command in commands]
+
+    def test_each(self, inputs):
+        # type: (Sequence[Tuple[str, str, bool]]) -> List[Tuple[int, str]]
+        """restore --test of each (command, text, noflush); a host may run them at the same time."""
+        return [self.restore(command, text, test=True, noflush=noflush) for command, text, noflush in inputs]
+
     def start_guardian(self, config):
         # type: (Dict[str, Any]) -> Guardian
         raise NotImplementedError
@@ -83,10 +93,9 @@ def failing_line(message, text):
 def validate(plans, tools):
     # type: (Sequence[FamilyPlan], Tools) -> None
     """restore --test every changed family; ApplyFailed naming the refused line."""
-    for plan in plans:
-        if not plan.changed:
-            continue
-        rc, message = tools.restore(plan.spec.command, plan.apply_text, test=True, noflush=plan.noflush)
+    changed = [plan for plan in plans if plan.changed]
+    outcomes = tools.test_each([(plan.spec.command, plan.apply_text, plan.noflush) for plan in changed])
+    for plan, (rc, message) in zip(changed, outcomes):
         if rc != 0:
             raise ApplyFailed(
                 "%s-restore --test refused the new ruleset, nothing was changed: %s"
@@ -141,8 +150,9 @@ def restore_changed(plans, tools, applied):
 def verify(plans, tools, mode):
     # type: (Sequence[FamilyPlan], Tools, str) -> Optional[str]
     """Re-read every family; the difference, if the kernel does not hold what the plan says."""
-    for plan in plans:
-        now = live_projection(tools.save(plan.spec.command), mode)
+    saves = tools.save_each([plan.spec.command for plan in plans])
+    for plan, saved in zip(plans, saves):
+        now = live_projection(saved, mode)
         if now != plan.after:
             return (
                 "after applying, the live %s rules differ from the policy; the previous rulesets are back. "

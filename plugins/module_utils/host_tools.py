@@ -70,14 +70,14 @@ def run(argv, data=None):
     )
 
 
-def run_together(argvs):
-    # type: (Sequence[Sequence[str]]) -> List[Completed]
-    """Run commands that only read at the same time; their results in order."""
+def run_together(argvs, inputs=None):
+    # type: (Sequence[Sequence[str]], Optional[Sequence[Optional[str]]]) -> List[Completed]
+    """Run commands that only read at the same time (with their inputs, if any); their results in order."""
     results = [None] * len(argvs)  # type: List[Any]
 
     def one(index):
         # type: (int) -> None
-        results[index] = run(argvs[index])
+        results[index] = run(argvs[index], inputs[index] if inputs else None)
 
     threads = [threading.Thread(target=one, args=(index,)) for index in range(len(argvs))]
     for thread in threads:
@@ -140,6 +140,18 @@ class HostTools(Tools):
         argv = self.restore_argv(command, noflush) + (["--test"] if test else [])
         result = run(argv, data=text)
         return result.returncode, result.message
+
+    def save_each(self, commands):
+        # type: (Sequence[str]) -> List[str]
+        results = run_together([[self.paths[command + "-save"]] for command in commands])
+        return [self._checked(command, result) for command, result in zip(commands, results)]
+
+    def test_each(self, inputs):
+        # type: (Sequence[Tuple[str, str, bool]]) -> List[Tuple[int, str]]
+        # --test changes nothing, so the families are checked at the same time.
+        argvs = [self.restore_argv(command, noflush) + ["--test"] for command, text, noflush in inputs]
+        results = run_together(argvs, [text for command, text, noflush in inputs])
+        return [(result.returncode, result.message) for result in results]
 
     def restore_argv(self, command, noflush):
         # type: (str, bool) -> List[str]

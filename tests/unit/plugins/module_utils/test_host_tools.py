@@ -69,3 +69,18 @@ def test_commands_run_together_keep_their_order():
 
 def test_text_that_is_not_ascii_goes_through_unchanged():
     assert run(["cat"], data="comment: Zürich\n").stdout == "comment: Zürich\n"
+
+
+def test_both_families_are_tested_at_once_each_with_its_own_input(tmp_path):
+    tools = fake_tools(tmp_path, {
+        "iptables-restore": 'cat > "%s/v4"; echo "$*" >> "%s/v4"\n' % (tmp_path, tmp_path),
+        "ip6tables-restore": 'cat > "%s/v6"; echo "$*" >> "%s/v6"; echo "line 1 failed" >&2; exit 1\n' % (tmp_path, tmp_path),
+    })
+    outcomes = tools.test_each([("iptables", "four\n", False), ("ip6tables", "six\n", True)])
+    assert (outcomes, (tmp_path / "v4").read_text(), (tmp_path / "v6").read_text()) == (
+        [(0, ""), (1, "line 1 failed")], "four\n--test\n", "six\n--noflush --test\n")
+
+
+def test_saves_of_both_families_come_back_in_order(tmp_path):
+    tools = fake_tools(tmp_path, {"iptables-save": "sleep 0.2; echo v4\n", "ip6tables-save": "echo v6\n"})
+    assert tools.save_each(["iptables", "ip6tables"]) == ["v4\n", "v6\n"]
