@@ -21,9 +21,10 @@ description:
   - Validates both families with C(iptables-restore --test) before touching anything, then applies each family
     with one C(iptables-restore). If the second family fails, the first is put back. A detached guardian process
     restores the previous rulesets of both families if the module is killed between the two.
-  - Refuses, before changing anything, a ruleset that would stop the controller from opening a new SSH
-    connection (O(lockout_check)), a whole-table takeover of a table that holds Docker, Kubernetes or fail2ban
-    chains (see O(mode)), and a host whose rules live in the other iptables backend (nf_tables or legacy).
+  - Refuses, before changing anything, a ruleset that would cut the controller's SSH conversation, its new
+    connections or the replies of the SSH server (O(lockout_check)), a whole-table takeover of a table that
+    holds Docker, Kubernetes or fail2ban chains (see O(mode)), and a host whose rules live in the other iptables
+    backend (nf_tables or legacy).
   - With O(rollback_timeout), the previous rulesets come back by themselves unless a later task confirms the new
     ones with O(confirm) over a fresh connection.
 options:
@@ -51,9 +52,13 @@ options:
     default: false
   lockout_check:
     description:
-      - When the play reaches the host over SSH, simulate a new TCP connection from the controller's address to
-        the SSH server's address and port (as the host sees them in C(SSH_CONNECTION)) against the new ruleset,
-        and refuse to apply it if the connection would not be accepted.
+      - When the play reaches the host over SSH, simulate the SSH conversation between the controller's address and
+        the SSH server's address and port (as the host sees them in C(SSH_CONNECTION)) against the new ruleset, in
+        the family the connection uses, and refuse to apply it if any leg would not be accepted.
+      - The legs are the SYN of a new connection (C(INPUT), state C(NEW)), the server's SYN-ACK (C(OUTPUT), state
+        C(ESTABLISHED), from the server's port), and established traffic in both directions. A new connection is
+        what the next login and the confirmation of O(rollback_timeout) need; the open session needs the
+        established legs.
     type: bool
     default: true
   allow_lockout:
@@ -160,7 +165,11 @@ backup:
   type: dict
   sample: {"ipv4": "/var/lib/fleetwall/20261122T001500-3f2a.v4", "ipv6": "/var/lib/fleetwall/20261122T001500-3f2a.v6"}
 lockout_check:
-  description: What the lockout check did.
+  description:
+    - What the lockout check did. V(checked=false) comes with a C(reason).
+    - C(verdict) and C(rule) are those of the first leg that is not accepted (named in C(cut)), or of the new
+      connection's SYN when every leg is; C(legs) lists each leg with its verdict and deciding rule (null for a
+      chain policy).
   returned: always, except with O(confirm)
   type: dict
   sample:
@@ -170,6 +179,13 @@ lockout_check:
     port: 22
     verdict: ACCEPT
     rule: -A INPUT -s 10.0.0.1/32 -p tcp -m tcp --dport 22 -m comment --comment "fleetwall_policy.all.inbound[0]" -j ACCEPT
+    legs:
+      - {leg: a new SSH connection, chain: INPUT, verdict: ACCEPT,
+         rule: '-A INPUT -s 10.0.0.1/32 -p tcp -m tcp --dport 22 -m comment --comment "fleetwall_policy.all.inbound[0]" -j ACCEPT'}
+      - {leg: "the SSH server's SYN-ACK", chain: OUTPUT, verdict: ACCEPT, rule: null}
+      - {leg: "the controller's traffic on an established SSH connection", chain: INPUT, verdict: ACCEPT,
+         rule: '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "fleetwall baseline: established" -j ACCEPT'}
+      - {leg: "the SSH server's replies on an established SSH connection", chain: OUTPUT, verdict: ACCEPT, rule: null}
 watchdog:
   description: The rollback watchdog, when O(rollback_timeout) is set and something changed.
   returned: when a watchdog was started
