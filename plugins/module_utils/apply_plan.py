@@ -29,7 +29,6 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state impo
     rule_counts,
     table_text,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
 
 EMPTY_FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 

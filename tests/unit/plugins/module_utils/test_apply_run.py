@@ -88,8 +88,8 @@ def plans_for(kernel: FakeKernel, desired: Dict[str, str]):
                         "own", takeover=False) for spec in FAMILIES]
 
 
-def run(kernel: FakeKernel, tmp_path: Path, desired: Dict[str, str] = NEW, timeout: int = 0, keep: int = 10):
-    return apply_plans(plans_for(kernel, desired), kernel, ApplySettings("own", str(tmp_path / "backups"), keep, timeout))
+def run(kernel: FakeKernel, tmp_path: Path, desired: Optional[Dict[str, str]] = None, timeout: int = 0, keep: int = 10):
+    return apply_plans(plans_for(kernel, desired or NEW), kernel, ApplySettings("own", str(tmp_path / "backups"), keep, timeout))
 
 
 def test_each_changed_family_is_tested_then_restored_once_then_read_back(tmp_path):
