@@ -1,10 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetwall contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The detached process that puts the previous rulesets back.
+"""The rollback watchdog: its files, and the detached process that puts the previous rulesets back.
 
-Private to the fleetwall.iptables collection. The ruleset module starts it
-before it changes anything and talks to it over a pipe:
+Private to the fleetwall.iptables collection. One run of the ruleset module
+that changes something has a token (time stamp and random suffix) and, in
+``backup_dir``:
+
+* ``TOKEN.v4`` / ``TOKEN.v6``: the previous rules (mode 0600), and
+  ``TOKEN.vN.rollback``: the restore input that puts them back;
+* ``watchdog-TOKEN.pending`` while the new rulesets wait for a confirmation
+  (a confirmation deletes it);
+* ``watchdog-TOKEN.rolled-back`` once the guardian restored the previous
+  rulesets (JSON: reason, time, failed restores).
+
+The module starts the guardian before it changes anything and talks to it
+over a pipe:
 
 * the pipe closes without a word (the module was killed mid-apply): restore
   the previous rulesets of both families at once;
@@ -19,6 +30,14 @@ Module code: keep it compatible with Python 3.6.
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 GUARDIAN_SOURCE = r'''
 import json, os, subprocess, sys, time
@@ -50,3 +69,148 @@ elif word == "committed" and config["timeout"] > 0:
     if os.path.exists(config["pending"]):
         restore_previous("not confirmed within %d seconds" % config["timeout"])
 '''
+
+
+class RollbackStep(NamedTuple):
+    """One family's way back: the restore command and the file it reads."""
+
+    argv: List[str]
+    input: str
+
+
+class WatchdogRolledBack(Exception):
+    """A confirmation came after the guardian restored the previous rulesets; str() says so."""
+
+
+class Watchdog:
+    """The files one run shares with its guardian, in the backup directory."""
+
+    def __init__(self, directory, token):
+        # type: (str, str) -> None
+        self.directory = directory
+        self.token = token
+
+    @classmethod
+    def create(cls, directory):
+        # type: (str) -> Watchdog
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        return cls(directory, "%s-%s" % (time.strftime("%Y%m%dT%H%M%S"), os.urandom(3).hex()))
+
+    @property
+    def pending(self):
+        # type: () -> str
+        return os.path.join(self.directory, "watchdog-%s.pending" % self.token)
+
+    @property
+    def rolled_back(self):
+        # type: () -> str
+        return os.path.join(self.directory, "watchdog-%s.rolled-back" % self.token)
+
+    def backup_path(self, family):
+        # type: (int) -> str
+        return os.path.join(self.directory, "%s.v%d" % (self.token, family))
+
+    def backup(self, family, previous, rollback_text, restore_argv):
+        # type: (int, str, str, List[str]) -> RollbackStep
+        """Keep a family's previous rules (private to root) and the input that restores them."""
+        path = self.backup_path(family)
+        _write(path, previous)
+        os.chmod(path, 0o600)
+        _write(path + ".rollback", rollback_text)
+        return RollbackStep(list(restore_argv), path + ".rollback")
+
+    def wait_for_confirmation(self, timeout):
+        # type: (int) -> None
+        _write(self.pending, str(timeout))
+
+    def stand_down(self):
+        # type: () -> None
+        """Nothing is left to confirm: the run finished without a timeout, or put everything back itself."""
+        if os.path.exists(self.pending):
+            os.unlink(self.pending)
+
+    def guardian_config(self, steps, timeout):
+        # type: (Sequence[RollbackStep], int) -> Dict[str, Any]
+        return {
+            "rollback": [{"argv": step.argv, "input": step.input} for step in steps],
+            "pending": self.pending,
+            "rolled_back": self.rolled_back,
+            "timeout": timeout,
+        }
+
+
+def _write(path, text):
+    # type: (str, str) -> None
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+class Guardian:
+    """The detached guardian process, and the one word the module sends it."""
+
+    def __init__(self, process):
+        # type: (Any) -> None
+        self.process = process
+
+    @property
+    def pid(self):
+        # type: () -> int
+        return self.process.pid
+
+    @classmethod
+    def start(cls, config):
+        # type: (Dict[str, Any]) -> Guardian
+        # AnsibleModule.run_command waits for its process; the guardian must outlive the module.
+        process = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            [sys.executable, "-c", GUARDIAN_SOURCE, json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            start_new_session=True,
+        )
+        return cls(process)
+
+    def tell(self, word):
+        # type: (str) -> None
+        """'committed' or 'aborted'; a guardian that is already gone needs no word."""
+        try:
+            self.process.stdin.write((word + "\n").encode())
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+
+def prune_backups(directory, keep):
+    # type: (str, int) -> None
+    """Keep the newest `keep` backups per family (tokens sort by time)."""
+    for suffix in ("v4", "v6"):
+        backups = sorted(glob.glob(os.path.join(directory, "*.%s" % suffix)))
+        for path in backups[:-keep] if keep > 0 else backups:
+            os.unlink(path)
+            if os.path.exists(path + ".rollback"):
+                os.unlink(path + ".rollback")
+
+
+def confirm_watchdogs(directory, check_mode):
+    # type: (str, bool) -> List[str]
+    """Confirm every waiting watchdog; the confirmed tokens.
+
+    WatchdogRolledBack when none waits and the last one already restored the
+    previous rulesets: the new rulesets were not kept, and the play must know.
+    """
+    pending = sorted(glob.glob(os.path.join(directory, "watchdog-*.pending")))
+    rolled_back = sorted(glob.glob(os.path.join(directory, "watchdog-*.rolled-back")))
+    if rolled_back and not pending:
+        with open(rolled_back[-1]) as handle:
+            detail = json.load(handle)  # type: Dict[str, Optional[str]]
+        raise WatchdogRolledBack(
+            "the watchdog already restored the previous rulesets (%s); the new rulesets were not kept"
+            % detail.get("reason")
+        )
+    tokens = [os.path.basename(path)[len("watchdog-"):-len(".pending")] for path in pending]
+    if not check_mode:
+        for path in pending:
+            os.unlink(path)
+    return tokens

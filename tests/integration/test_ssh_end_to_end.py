@@ -48,6 +48,12 @@ WATCHDOG_TIMEOUT = 8
 IDENTITY_TASK_NAME = "fleetwall-test safety: the connection lands in the target namespace"
 NO_SSH_POLICY = {"db": {"inbound": [{"service": "postgres", "from": "group:web"}]}}  # nobody may ssh in
 WITH_MYSQL_POLICY = dict(POLICY, db={"inbound": [{"service": "postgres", "from": "group:web"}, {"service": "mysql"}]})
+# Rulesets that accept the controller's SYN but not the SSH server's replies, and one that keeps the conversation.
+DROPS_REPLIES = {
+    "outbound_drop_without_baseline": {"fleetwall_baseline": False, "fleetwall_default_policy": {"outbound": "drop"}},
+    "outbound_reject_of_sshd_port": {"fleetwall_host_rules": {"outbound": [{"proto": "tcp", "source_port": 22, "action": "reject"}]}},
+}
+KEEPS_CONVERSATION = {"fleetwall_default_policy": {"outbound": "drop"}}  # the baseline lets established replies out
 
 # Writes one JSON line per task result, for the test to read (ansible-core has no JSON stdout callback).
 RECORDER = '''
@@ -354,6 +360,42 @@ def test_lockout_guard_over_ssh_refuses_and_sees_the_controller_through_become(m
     assert (result["changed"], result["lockout_check"]["verdict"], result["lockout_check"]["client"]) == (
         True, "ACCEPT", CONTROLLER_ADDRESSES[4]), allowed.explain()
     assert filter_tables(target) == (rendered(controller.rulesets["with_mysql"], 4), rendered(controller.rulesets["with_mysql"], 6))
+
+
+@pytest.mark.parametrize("family", [4, 6], ids=["over-ipv4", "over-ipv6"])
+def test_lockout_guard_over_ssh_refuses_rulesets_that_drop_the_replies_and_applies_one_that_keeps_them(make_controller, family: int) -> None:
+    controller = make_controller(family)
+    lab = controller.lab
+    install(lab.target, compiled())
+    before = filter_tables(lab.target)
+    for name, host_vars in dict(DROPS_REPLIES, keeps=KEEPS_CONVERSATION).items():
+        controller.rulesets[name] = compiled(host_vars={"db1": host_vars})
+
+    refused = controller.playbook("drops-replies", [
+        dict(apply_task(name, name), ignore_errors=True) for name in DROPS_REPLIES
+    ])
+    server, client = TARGET_ADDRESSES[family], CONTROLLER_ADDRESSES[family]
+    expected = ("refusing to apply: the new IPv%d ruleset would not accept the SSH server's SYN-ACK (OUTPUT, %s port %d to %s port "
+                % (family, server, SSH_PORT, client))
+    deciding = {"outbound_drop_without_baseline": "the DROP policy of OUTPUT",
+                "outbound_reject_of_sshd_port": '-A OUTPUT -p tcp -m tcp --sport 22 -m comment --comment "fleetwall_host_rules.outbound[0]" -j REJECT'}
+    for name in DROPS_REPLIES:
+        record = refused.task(name)
+        message = record["result"].get("msg", "")
+        assert record["status"] == "failed" and message.startswith(expected), "%s\n%s" % (name, refused.explain())
+        assert "(decided by: %s" % deciding[name] in message, "%s\n%s" % (name, refused.explain())
+        assert record["result"]["lockout_check"]["legs"][0]["verdict"] == "ACCEPT", refused.explain()  # the SYN alone would pass
+    assert filter_tables(lab.target) == before, refused.explain()
+
+    kept = controller.playbook("keeps-conversation", [apply_task("keeps", "keeps"),
+                                                      {"name": "the session still works", "ansible.builtin.command": "true"}])
+    result = kept.ok("keeps")
+    assert (result["changed"], [leg["verdict"] for leg in result["lockout_check"]["legs"]]) == (True, ["ACCEPT"] * 4), kept.explain()
+    kept.ok("the session still works")
+    assert filter_tables(lab.target) == (rendered(controller.rulesets["keeps"], 4), rendered(controller.rulesets["keeps"], 6))
+    login = lab.ssh(family, ["true"])  # a new connection, not the ControlPersist master
+    assert login.returncode == 0, "a new SSH connection failed (exit %d): %s%s\nsshd log:\n%s" % (
+        login.returncode, login.stdout, login.stderr, lab.server.log())
 
 
 def test_watchdog_restores_the_previous_rulesets_after_the_controller_is_cut_off(make_controller) -> None:

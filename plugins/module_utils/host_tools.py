@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host's iptables tools, as the apply sequence (apply_run.Tools) uses them.
+
+Private to the fleetwall.iptables collection. The tools that only read run at
+the same time: the other backend's save tools and both families' saves
+(nothing depends on another's output), which takes about half the wall
+time of running them one after the other. AnsibleModule.run_command runs one
+process and waits for it, so this runs them with subprocess.
+
+Module code: keep it compatible with Python 3.6.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+import os
+import subprocess
+import threading
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import (
+    FAMILIES,
+    backend_of,
+    other_backend_refusal,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, Tools
+from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
+from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import has_rules
+
+
+class Completed(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def message(self):
+        # type: () -> str
+        return (self.stderr or self.stdout).strip()
+
+
+class HostState(NamedTuple):
+    backend: str  # nf_tables or legacy
+    saves: Dict[str, str]  # family key (ipv4, ipv6) -> its save tool's output
+
+
+def _environment():
+    # type: () -> Dict[str, str]
+    environment = dict(os.environ)
+    environment.update(LANG="C", LC_ALL="C", LC_MESSAGES="C")
+    return environment
+
+
+def run(argv, data=None):
+    # type: (Sequence[str], Optional[str]) -> Completed
+    process = subprocess.Popen(  # pylint: disable=ansible-bad-function
+        list(argv),
+        stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(),
+        close_fds=True,
+    )
+    out, err = process.communicate(data.encode("utf-8", "surrogateescape") if data is not None else None)
+    return Completed(
+        process.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
+    )
+
+
+def run_together(argvs, inputs=None):
+    # type: (Sequence[Sequence[str]], Optional[Sequence[Optional[str]]]) -> List[Completed]
+    """Run commands that only read at the same time (with their inputs, if any); their results in order."""
+    results = [None] * len(argvs)  # type: List[Any]
+
+    def one(index):
+        # type: (int) -> None
+        results[index] = run(argvs[index], inputs[index] if inputs else None)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(len(argvs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+class HostTools(Tools):
+    """iptables-save, iptables-restore and their IPv6 twins, found on the module's search path."""
+
+    def __init__(self, find):
+        # type: (Callable[[str], Optional[str]]) -> None
+        """`find` is AnsibleModule.get_bin_path; ApplyFailed naming a missing tool."""
+        self.find = find
+        self.paths = {}  # type: Dict[str, str]
+        for spec in FAMILIES:
+            for suffix in ("-save", "-restore"):
+                name = spec.command + suffix
+                path = find(name)
+                if path is None:
+                    raise ApplyFailed("%s was not found; install iptables on this host" % name)
+                self.paths[name] = path
+
+    def read_host(self):
+        # type: () -> HostState
+        """The backend and both families' saves; ApplyFailed when rules hide in the other backend."""
+        version = run([self.paths["iptables-save"], "--version"])
+        text = (version.stdout or version.stderr).strip()
+        found = backend_of(text, version.returncode)
+        if found is None:
+            raise ApplyFailed("could not tell the iptables backend from: %s" % text)
+        backend, other = found
+        others = [(spec.command, self.find("%s-%s-save" % (spec.command, other))) for spec in FAMILIES]
+        others = [(command, path) for command, path in others if path is not None]
+        argvs = [[self.paths[spec.command + "-save"]] for spec in FAMILIES] + [[path] for command, path in others]
+        results = run_together(argvs)
+        for (command, path), result in zip(others, results[len(FAMILIES):]):
+            if result.returncode == 0 and has_rules(result.stdout):
+                raise ApplyFailed(other_backend_refusal(command, backend, other))
+        saves = {}  # type: Dict[str, str]
+        for spec, result in zip(FAMILIES, results):
+            saves[spec.key] = self._checked(spec.command, result)
+        return HostState(backend, saves)
+
+    @staticmethod
+    def _checked(command, result):
+        # type: (str, Completed) -> str
+        if result.returncode != 0:
+            raise ApplyFailed("%s-save failed: %s" % (command, result.message))
+        return result.stdout
+
+    def save(self, command):
+        # type: (str) -> str
+        return self._checked(command, run([self.paths[command + "-save"]]))
+
+    def restore(self, command, text, test=False, noflush=False):
+        # type: (str, str, bool, bool) -> Tuple[int, str]
+        argv = self.restore_argv(command, noflush) + (["--test"] if test else [])
+        result = run(argv, data=text)
+        return result.returncode, result.message
+
+    def save_each(self, commands):
+        # type: (Sequence[str]) -> List[str]
+        results = run_together([[self.paths[command + "-save"]] for command in commands])
+        return [self._checked(command, result) for command, result in zip(commands, results)]
+
+    def test_each(self, inputs):
+        # type: (Sequence[Tuple[str, str, bool]]) -> List[Tuple[int, str]]
+        # --test changes nothing, so the families are checked at the same time.
+        argvs = [self.restore_argv(command, noflush) + ["--test"] for command, text, noflush in inputs]
+        results = run_together(argvs, [text for command, text, noflush in inputs])
+        return [(result.returncode, result.message) for result in results]
+
+    def restore_argv(self, command, noflush):
+        # type: (str, bool) -> List[str]
+        return [self.paths[command + "-restore"]] + (["--noflush"] if noflush else [])
+
+    def start_guardian(self, config):
+        # type: (Dict[str, Any]) -> Guardian
+        return Guardian.start(config)
