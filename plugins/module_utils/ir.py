@@ -14,6 +14,8 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 from typing import NamedTuple, Optional, Tuple
 
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
+
 BUILTIN_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
 TERMINAL_TARGETS = ("ACCEPT", "DROP", "REJECT")
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
@@ -35,6 +37,11 @@ class Rule(NamedTuple):
     tcp_flags: Optional[str] = None
     tcp_flags_negated: bool = False
     icmp_type: Optional[str] = None
+    # ipset address sets (module_utils/ipsets.py), by name: "-m set [!] --match-set NAME src|dst".
+    source_set: Optional[str] = None
+    source_set_negated: bool = False
+    destination_set: Optional[str] = None
+    destination_set_negated: bool = False
     hop_limit: Optional[int] = None
     ctstate: Tuple[str, ...] = ()
     limit: Optional[str] = None
@@ -65,6 +72,8 @@ class Table(NamedTuple):
 class FamilyRuleset(NamedTuple):
     family: int
     tables: Tuple[Table, ...]
+    # The address sets the rules refer to: part of the ruleset, applied before its rules.
+    sets: Tuple[AddressSet, ...] = ()
 
     def table(self, name):
         # type: (str) -> Table

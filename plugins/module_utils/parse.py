@@ -46,6 +46,51 @@ class RulesetTextError(ValueError):
     pass
 
 
+def _store_match_option(fields, name, tokens, index, negate, line):
+    # type: (Dict[str, Any], str, List[str], int, bool, str) -> int
+    """Fill the Rule field a match option names; return how many extra tokens it took."""
+    value = tokens[index + 1]
+    if name == "tcp_flags":
+        if index + 2 >= len(tokens):
+            raise RulesetTextError("--tcp-flags needs a mask and a comparison in %r" % line)
+        fields["tcp_flags"] = "%s %s" % (value, tokens[index + 2])
+        fields["tcp_flags_negated"] = negate
+        return 1
+    if name in ("source_ports", "destination_ports"):
+        fields[name] = fields.get(name, ()) + tuple(value.split(","))
+    elif name == "ctstate":
+        fields[name] = tuple(value.split(","))
+    elif name == "hop_limit":
+        fields[name] = int(value)
+    else:
+        fields[name] = value
+    return 0
+
+
+def _store_set_match(fields, tokens, index, negate, line):
+    # type: (Dict[str, Any], List[str], int, bool, str) -> int
+    direction = tokens[index + 2] if index + 2 < len(tokens) else None
+    if direction not in ("src", "dst"):
+        raise RulesetTextError("--match-set needs a set name and src or dst in %r" % line)
+    prefix = "source_set" if direction == "src" else "destination_set"
+    fields[prefix] = tokens[index + 1]
+    fields[prefix + "_negated"] = negate
+    return 1
+
+
+def _checked_rule(fields, line):
+    # type: (Dict[str, Any], str) -> Rule
+    if "target" not in fields:
+        raise RulesetTextError("no target (-j) in %r" % line)
+    for name in ("source", "destination"):
+        if name in fields:
+            try:
+                ipaddress.ip_network(fields[name])
+            except ValueError:
+                raise RulesetTextError("not a CIDR: %r in %r" % (fields[name], line))
+    return Rule(**fields)
+
+
 def parse_rule(line):
     # type: (str) -> Tuple[str, Rule]
     """'-A CHAIN ...' as render_rule writes it -> (chain, Rule)."""
@@ -55,7 +100,6 @@ def parse_rule(line):
         raise RulesetTextError("cannot split %r: %s" % (line, exc))
     if len(tokens) < 2 or tokens[0] != "-A":
         raise RulesetTextError("not a rule: %r" % line)
-    chain = tokens[1]
     fields = {}  # type: Dict[str, Any]
     match = None  # type: Optional[str]
     index = 2
@@ -66,9 +110,9 @@ def parse_rule(line):
             negate = True
             index += 1
             continue
-        value = tokens[index + 1] if index + 1 < len(tokens) else None
-        if value is None:
+        if index + 1 >= len(tokens):
             raise RulesetTextError("%r lacks a value in %r" % (token, line))
+        value = tokens[index + 1]
         if token in ("-s", "-d"):
             fields["source" if token == "-s" else "destination"] = value
         elif token in ("-i", "-o"):
@@ -84,35 +128,15 @@ def parse_rule(line):
             match = None
         elif match is None and token in _TARGET_OPTIONS:
             fields[_TARGET_OPTIONS[token]] = int(value) if token == "--log-level" else value
+        elif match == "set" and token == "--match-set":
+            index += _store_set_match(fields, tokens, index, negate, line)
         elif match is not None and token in _MATCH_OPTIONS.get(match, {}):
-            name = _MATCH_OPTIONS[match][token]
-            if name == "tcp_flags":
-                if index + 2 >= len(tokens):
-                    raise RulesetTextError("--tcp-flags needs a mask and a comparison in %r" % line)
-                fields["tcp_flags"] = "%s %s" % (value, tokens[index + 2])
-                fields["tcp_flags_negated"] = negate
-                index += 1
-            elif name in ("source_ports", "destination_ports"):
-                fields[name] = fields.get(name, ()) + tuple(value.split(","))
-            elif name == "ctstate":
-                fields[name] = tuple(value.split(","))
-            elif name == "hop_limit":
-                fields[name] = int(value)
-            else:
-                fields[name] = value
+            index += _store_match_option(fields, _MATCH_OPTIONS[match][token], tokens, index, negate, line)
         else:
             raise RulesetTextError("unexpected %r in %r" % (token, line))
         negate = False
         index += 2
-    if "target" not in fields:
-        raise RulesetTextError("no target (-j) in %r" % line)
-    for name in ("source", "destination"):
-        if name in fields:
-            try:
-                ipaddress.ip_network(fields[name])
-            except ValueError:
-                raise RulesetTextError("not a CIDR: %r in %r" % (fields[name], line))
-    return chain, Rule(**fields)
+    return tokens[1], _checked_rule(fields, line)
 
 
 def parse_family(text, family):

@@ -60,6 +60,18 @@ def _ports_match(protocol, rule):
     return parts
 
 
+def _set_matches(rule):
+    # type: (Rule) -> List[str]
+    parts = []  # type: List[str]
+    for name, negated, direction in (
+        (rule.source_set, rule.source_set_negated, "src"),
+        (rule.destination_set, rule.destination_set_negated, "dst"),
+    ):
+        if name:
+            parts += ["-m", "set"] + (["!"] if negated else []) + ["--match-set", name, direction]
+    return parts
+
+
 def render_rule(chain, rule):
     # type: (str, Rule) -> str
     parts = ["-A", chain]
@@ -83,6 +95,7 @@ def render_rule(chain, rule):
             parts += ["-m", "icmp", "--icmp-type", icmp_type]
         elif rule.protocol == "ipv6-icmp" and rule.icmp_type:
             parts += ["-m", "icmp6", "--icmpv6-type", rule.icmp_type]
+    parts += _set_matches(rule)
     if rule.hop_limit is not None:
         parts += ["-m", "hl", "--hl-eq", str(rule.hop_limit)]
     if rule.ctstate:

@@ -20,6 +20,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     FamilyRuleset,
     Rule,
 )
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetIndex
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_rule
 
 TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")
@@ -60,6 +61,8 @@ class Verdict(NamedTuple):
 
 
 _NETWORKS = {}  # type: Dict[str, Any]
+# Keyed by id() and holding the ruleset, so an id is never reused while its entry lives.
+_SET_INDEXES = {}  # type: Dict[int, Tuple[FamilyRuleset, Dict[str, SetIndex]]]
 
 
 def _network(cidr):
@@ -132,17 +135,48 @@ def _icmp_matches(rule, packet):
     return len(numbers) == 1 or numbers[1] == packet.icmp_code
 
 
-def rule_matches(rule, packet):
-    # type: (Rule, Packet) -> bool
-    return _rule_matches(rule, packet, ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination))
+def rule_matches(rule, packet, sets=None):
+    # type: (Rule, Packet, Optional[Mapping[str, SetIndex]]) -> bool
+    source, destination = ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination)
+    return _rule_matches(rule, packet, source, destination, sets)
 
 
-def _rule_matches(rule, packet, source, destination):
-    # type: (Rule, Packet, Any, Any) -> bool
+def set_indexes(family_ruleset):
+    # type: (FamilyRuleset) -> Dict[str, SetIndex]
+    """Membership indexes of a ruleset's address sets, built once per ruleset."""
+    cached = _SET_INDEXES.get(id(family_ruleset))
+    if cached is not None and cached[0] is family_ruleset:
+        return cached[1]
+    indexes = {address_set.name: SetIndex(address_set) for address_set in family_ruleset.sets}
+    if len(_SET_INDEXES) > 64:
+        _SET_INDEXES.clear()
+    _SET_INDEXES[id(family_ruleset)] = (family_ruleset, indexes)
+    return indexes
+
+
+def _set_matches(rule, source, destination, sets):
+    # type: (Rule, Any, Any, Mapping[str, SetIndex]) -> bool
+    for name, negated, address in (
+        (rule.source_set, rule.source_set_negated, source),
+        (rule.destination_set, rule.destination_set_negated, destination),
+    ):
+        if name is None:
+            continue
+        if name not in sets:
+            raise ValueError("a rule refers to the address set %s, which the ruleset does not define" % name)
+        if (address in sets[name]) == negated:
+            return False
+    return True
+
+
+def _rule_matches(rule, packet, source, destination, sets=None):
+    # type: (Rule, Packet, Any, Any, Optional[Mapping[str, SetIndex]]) -> bool
     """rule_matches with the packet's addresses parsed once, not once per rule."""
     if rule.source and source not in _network(rule.source):
         return False
     if rule.destination and destination not in _network(rule.destination):
+        return False
+    if (rule.source_set or rule.destination_set) and not _set_matches(rule, source, destination, sets or {}):
         return False
     if not _interface_matches(rule.in_interface, packet.in_interface, rule.in_interface_negated):
         return False
@@ -183,13 +217,14 @@ def simulate(family_ruleset, packet, table="filter"):
     logged = []  # type: List[str]
     source = ipaddress.ip_address(packet.source)
     destination = ipaddress.ip_address(packet.destination)
+    sets = set_indexes(family_ruleset)
 
     def walk(chain_name, depth):
         # type: (str, int) -> Optional[Verdict]
         if depth > 32:
             raise ValueError("jumps nest deeper than 32 chains")
         for index, rule in enumerate(chains[chain_name].rules):
-            if not _rule_matches(rule, packet, source, destination):
+            if not _rule_matches(rule, packet, source, destination, sets):
                 continue
             if rule.target in TERMINAL_TARGETS:
                 return Verdict(rule.target, chain_name, index, render_rule(chain_name, rule), rule.comment, tuple(logged))

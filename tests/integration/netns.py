@@ -110,8 +110,8 @@ class Namespace:
         return ["ip", "netns", "exec", self.name] + list(argv)
 
     def run(self, argv: Sequence[str], stdin: Optional[str] = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run a command inside the namespace (never iptables: see iptables_command)."""
-        if os.path.basename(argv[0]).startswith(("iptables", "ip6tables", "nft", "xtables")):
+        """Run a command inside the namespace (never iptables or ipset: see iptables_command)."""
+        if os.path.basename(argv[0]).startswith(("iptables", "ip6tables", "nft", "xtables", "ipset")):
             raise UnsafeNamespaceError("run iptables through Namespace.iptables_command, which checks the namespace first")
         return _run(self.exec_argv(argv), stdin=stdin, check=check, timeout=timeout)
 
@@ -134,9 +134,9 @@ class Namespace:
             raise UnsafeNamespaceError("refusing to run iptables: %s is this machine's own network namespace" % self.name)
 
     def iptables_command(self, argv: Sequence[str], stdin: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess:
-        """The only way these tests run iptables tools: guarded, inside the namespace."""
-        if not os.path.basename(argv[0]).startswith(("iptables", "ip6tables")):
-            raise ValueError("not an iptables tool: %r" % argv[0])
+        """The only way these tests run iptables and ipset tools: guarded, inside the namespace."""
+        if not os.path.basename(argv[0]).startswith(("iptables", "ip6tables", "ipset")):
+            raise ValueError("not an iptables or ipset tool: %r" % argv[0])
         self.guard()
         return _run(self.exec_argv(argv), stdin=stdin, check=check)
 
