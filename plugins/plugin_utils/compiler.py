@@ -35,6 +35,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.analysis import
     shadow_warnings,
     unused_definitions,
 )
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set, set_name
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Chain,
     FamilyRuleset,
@@ -67,6 +68,56 @@ DEFAULT_LOG_LIMIT = "5/min"
 MAX_COMMENT = 255  # xt_comment keeps 255 characters; a longer one would never compare equal
 
 _ExpandedRule = Tuple[Tuple[Rule, ...], Tuple[Rule, ...], Tuple[str, ...]]
+# A rule whose from: or to: resolves to more CIDRs than this in one family matches
+# one ipset set instead of one rule per CIDR (host variable fleetwall_set_threshold;
+# 0 turns sets off).
+DEFAULT_SET_THRESHOLD = 0
+SET_THRESHOLD_VARIABLE = "fleetwall_set_threshold"
+# One side of a rule: (CIDR or None, set name or None, whether the set match is negated).
+_Side = Tuple[Optional[str], Optional[str], bool]
+_NO_ADDRESS = ((None, None, False),)  # type: Tuple[_Side, ...]
+
+
+class AddressSets:
+    """The ipset sets one policy's rules use: one per reference list and family,
+    shared by every rule and host that names the same references."""
+
+    def __init__(self, resolve):
+        # type: (Callable[[Sequence[AddressRef], str], FamilyNetworks]) -> None
+        self._resolve = resolve
+        self._sets = {}  # type: Dict[str, AddressSet]
+        self._labels = {}  # type: Dict[str, Tuple[str, ...]]
+
+    def get(self, name):
+        # type: (str) -> AddressSet
+        return self._sets[name]
+
+    def side(self, refs, networks, family, threshold, path):
+        # type: (Sequence[AddressRef], FamilyNetworks, int, int, str) -> Tuple[_Side, ...]
+        """One rule side in one family: a rule per CIDR, or one set match when the
+        CIDRs are more than ``threshold``. A list of exceptions only (``!host:web1``)
+        (which the policy reads as ``any`` less them) is the negated set of what it
+        excepts, not the complement's many CIDRs."""
+        cidrs = networks.family(family)
+        if not threshold or len(cidrs) <= threshold:
+            return tuple((cidr, None, False) for cidr in cidrs)
+        excepted_refs = [ref._replace(negated=False) for ref in refs if ref.negated]
+        if excepted_refs and all(ref.kind == "any" for ref in refs if not ref.negated):
+            excepted = self._resolve(excepted_refs, path).family(family)
+            return ((None, self._register(family, excepted_refs, excepted, path), True),)
+        return ((None, self._register(family, refs, cidrs, path), False),)
+
+    def _register(self, family, refs, cidrs, path):
+        # type: (int, Sequence[AddressRef], Sequence[str], str) -> str
+        labels = tuple(ref.label() for ref in refs)
+        name = set_name(family, labels)
+        known = self._labels.get(name)
+        if known is None:
+            self._sets[name] = address_set(name, family, cidrs)
+            self._labels[name] = labels
+        elif known != labels:
+            raise PolicyError(["%s: the ipset name %s is already taken by %s; reorder or rename the references" % (path, name, " ".join(known))])
+        return name
 
 
 def _port_chunks(ranges):
@@ -155,8 +206,17 @@ def expand_rule(rule, resolve):
     return expanded[0], expanded[1], expanded[2]
 
 
-def _expand(rule, resolve):
-    # type: (PolicyRule, Any) -> Expansion
+def _sides(refs, networks, family, address_sets, threshold, path):
+    # type: (Optional[Sequence[AddressRef]], Optional[FamilyNetworks], int, Optional[AddressSets], int, str) -> Tuple[_Side, ...]
+    if networks is None or refs is None:
+        return _NO_ADDRESS
+    if address_sets is None:
+        return tuple((cidr, None, False) for cidr in networks.family(family))
+    return address_sets.side(refs, networks, family, threshold, path)
+
+
+def _expand(rule, resolve, address_sets=None, threshold=0):
+    # type: (PolicyRule, Any, Optional[AddressSets], int) -> Expansion
     """expand_rule, plus the resolved sources and destinations."""
     warnings = []  # type: List[str]
     sources = resolve(rule.sources, rule.origin + ".from") if rule.sources is not None else None
@@ -171,8 +231,8 @@ def _expand(rule, resolve):
     results = []  # type: List[Tuple[Rule, ...]]
     for family in (4, 6):
         family_rules = []  # type: List[Rule]
-        family_sources = (None,) if sources is None else sources.family(family)
-        family_destinations = (None,) if destinations is None else destinations.family(family)
+        family_sources = _sides(rule.sources, sources, family, address_sets, threshold, rule.origin + ".from")
+        family_destinations = _sides(rule.destinations, destinations, family, address_sets, threshold, rule.origin + ".to")
         matches = protocol_matches(rule.entries, family)
         reject_with = None
         if rule.action == "reject":
@@ -185,8 +245,12 @@ def _expand(rule, resolve):
                 for match in matches:
                     base = Rule(
                         target=chain_target,
-                        source=source,
-                        destination=destination,
+                        source=source[0],
+                        destination=destination[0],
+                        source_set=source[1],
+                        source_set_negated=source[2],
+                        destination_set=destination[1],
+                        destination_set_negated=destination[2],
                         in_interface=_bare(rule.in_interface),
                         in_interface_negated=_negated(rule.in_interface),
                         out_interface=_bare(rule.out_interface),
@@ -323,6 +387,7 @@ class _PolicyVariant(NamedTuple):
     covers: Dict[str, Dict[str, bool]]  # later group rule origin -> earlier one -> rule_covers()
     shadows: Dict[Tuple[str, ...], Tuple[str, ...]]  # the origins a host receives, in order -> shadow warnings
     set_uses_hosts: Dict[str, bool]  # address set name -> whether it takes addresses from inventory hosts
+    address_sets: AddressSets  # the ipset sets its rules use
 
 
 class FleetCompiler:
@@ -374,7 +439,7 @@ class FleetCompiler:
                 return variant
         policy = parse_fleet_policy(raw[0], raw[1], raw[2], self._groups, self._hosts)
         resolver = AddressResolver(policy.address_sets, self._groups, self._host_addresses)
-        variant = _PolicyVariant(raw, policy, resolver, {}, host, identity, {}, {}, {})
+        variant = _PolicyVariant(raw, policy, resolver, {}, host, identity, {}, {}, {}, AddressSets(resolver.resolve))
         self._variants.append(variant)
         return variant
 
@@ -417,12 +482,14 @@ class FleetCompiler:
                 % (host, " / ".join(FLEET_VARIABLES), self._variants[0].first_host)
             )
         received = []  # type: List[Expansion]
+        threshold = set_threshold(host, host_vars)
         for rule in rules:
-            expanded = expansions.get(rule.origin)
+            key = rule.origin if threshold == DEFAULT_SET_THRESHOLD else "%s@%d" % (rule.origin, threshold)
+            expanded = expansions.get(key)
             if expanded is None:
-                expanded = self._expand(variant, rule)
+                expanded = self._expand(variant, rule, threshold)
                 if not is_host_rule(rule):
-                    expansions[rule.origin] = expanded
+                    expansions[key] = expanded
             chain = CHAIN_OF[rule.direction]
             per_chain[4].setdefault(chain, []).extend(expanded[0])
             per_chain[6].setdefault(chain, []).extend(expanded[1])
@@ -449,13 +516,14 @@ class FleetCompiler:
                 chain_rules = head + tuple(per_chain[family].get(chain_name, ())) + tail
                 policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
-            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),)))
+            sets = tuple(variant.address_sets.get(name) for name in sorted(set_names_of(chains))) if threshold else ()
+            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),), sets))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
 
-    def _expand(self, variant, rule):
-        # type: (_PolicyVariant, PolicyRule) -> Expansion
+    def _expand(self, variant, rule, threshold):
+        # type: (_PolicyVariant, PolicyRule, int) -> Expansion
         """expand_rule with the warning about a family left empty by inventory addresses."""
-        expanded = _expand(rule, variant.resolver.resolve)
+        expanded = _expand(rule, variant.resolver.resolve, variant.address_sets, threshold)
         if bool(expanded[0]) == bool(expanded[1]):
             return expanded
         present, missing = (4, 6) if expanded[0] else (6, 4)
@@ -585,6 +653,32 @@ class FleetCompiler:
         finally:
             if enabled:
                 gc.enable()
+
+
+def set_threshold(host, host_vars):
+    # type: (str, Mapping[str, Any]) -> int
+    value = host_vars.get(SET_THRESHOLD_VARIABLE, DEFAULT_SET_THRESHOLD)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(
+            [
+                "hostvars['%s'].%s: must be a whole number of addresses, 0 or more (0 turns ipset sets off), got %r"
+                % (host, SET_THRESHOLD_VARIABLE, value)
+            ]
+        )
+    return value
+
+
+def set_names_of(chains):
+    # type: (Iterable[Chain]) -> Set[str]
+    """The ipset sets the rules of some chains refer to."""
+    names = set()  # type: Set[str]
+    for chain in chains:
+        for rule in chain.rules:
+            if rule.source_set:
+                names.add(rule.source_set)
+            if rule.destination_set:
+                names.add(rule.destination_set)
+    return names
 
 
 def compile_host_ruleset(hostvars, groups, host):
