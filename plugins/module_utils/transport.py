@@ -35,7 +35,8 @@ def ruleset_to_dict(ruleset, cache=None):
         "warnings": list(ruleset.warnings),
     }  # type: Dict[str, Any]
     if ruleset.ipv4.sets or ruleset.ipv6.sets:
-        data["ipsets"] = canonical_text(ruleset.ipv4.sets + ruleset.ipv6.sets)
+        sets = sorted(ruleset.ipv4.sets + ruleset.ipv6.sets, key=lambda item: item.name)
+        data["ipsets"] = "".join(cache.set_text(item) for item in sets) if cache else canonical_text(sets)
     return data
 
 
