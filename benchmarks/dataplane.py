@@ -15,8 +15,8 @@ connections per second and connect latency (p50, p99) for:
                 what fleetwall compiled until now for a group or address list of N+1 entries
   hand set      the same N+1 addresses in one `ipset create ... hash:net` made with
                 plain `ipset add` commands, and one `-m set --match-set` rule (the floor for sets)
-  fleetwall set the same addresses as the set fleetwall renders (module_utils/ipsets.py:
-                its name, sizing and `ipset restore` script) behind the rule it renders
+  fleetwall set the same addresses as the set fleetwall renders (module_utils/ipsets.py and
+                set_plan.py: its name, sizing and `ipset restore` input) behind the rule it renders
 
 Rounds are interleaved (every variant once per round, in turn) and each cell is
 the median over rounds, so slow drifts in machine load hit every variant alike.
@@ -124,7 +124,8 @@ class Bench:
         self.lab.server.iptables_command(["ipset"] + list(argv), stdin=stdin)
 
     def ruleset_text(self, variant: str) -> str:
-        from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import address_set, parse_save, restore_script
+        from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import address_set
+        from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import plan_sets
         from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Rule
         from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_rule
 
@@ -143,7 +144,8 @@ class Bench:
             lines.append("-A INPUT -p tcp -m set --match-set %s src -m tcp --dport %d -j ACCEPT" % (HAND_SET, PORT))
         else:
             wanted = address_set("fw4-bench", 4, self.sources + [CLIENT + "/32"])
-            self.ipset(["restore"], restore_script([wanted], parse_save("")))
+            plan = plan_sets([wanted], "")
+            self.ipset(["-exist", "restore"], plan.prepare + plan.update)
             lines.append(render_rule("INPUT", Rule("ACCEPT", source_set=wanted.name, **port)))
         return head + "\n".join(lines) + "\nCOMMIT\n"
 

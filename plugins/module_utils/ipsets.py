@@ -14,7 +14,7 @@ adds per-boot noise (``initval``, ``bucketsize``, a ``hashsize`` the kernel grow
 itself), so a comparison sorts members and keeps only what fleetwall decides: type,
 family, ``maxelem`` and the members. And ``ipset swap`` exchanges two sets of the same
 type and family atomically, which is how a set that rules already reference is
-updated without a moment in which it is missing or half filled.
+updated without a moment in which it is missing or half filled (set_plan.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -133,7 +133,7 @@ def address_set(name, family, members, exceptions=()):
     return AddressSet(name, family, canonical_members, canonical_exceptions, maxelem, hashsize)
 
 
-def _create_line(address_set_, name=None):
+def create_line(address_set_, name=None):
     # type: (AddressSet, Optional[str]) -> str
     return "create %s %s family %s hashsize %d maxelem %d" % (
         name or address_set_.name,
@@ -144,7 +144,7 @@ def _create_line(address_set_, name=None):
     )
 
 
-def _add_lines(address_set_, name=None):
+def member_lines(address_set_, name=None):
     # type: (AddressSet, Optional[str]) -> List[str]
     target = name or address_set_.name
     lines = ["add %s %s" % (target, member) for member in address_set_.members]
@@ -163,7 +163,7 @@ def canonical_text(sets):
             "create %s %s family %s maxelem %d"
             % (address_set_.name, SET_TYPE, _FAMILIES[address_set_.family], address_set_.maxelem)
         )
-        lines.extend(_add_lines(address_set_))
+        lines.extend(member_lines(address_set_))
     return "".join(line + "\n" for line in lines)
 
 
@@ -183,7 +183,13 @@ def _parse_create(fields, number):
     return fields[1], family, maxelem
 
 
-def parse_save(text, owned=lambda name: name.startswith(NAME_PREFIX)):
+def is_fleetwall_set(name):
+    # type: (str) -> bool
+    """Whether set_name() could have made this name (other software's sets never are)."""
+    return name.startswith(("%s4-" % NAME_PREFIX, "%s6-" % NAME_PREFIX))
+
+
+def parse_save(text, owned=is_fleetwall_set):
     # type: (str, Callable[[str], bool]) -> Dict[str, AddressSet]
     """The sets in ``ipset save`` text whose names ``owned`` accepts (fleetwall's by
     default); every other set, fail2ban's for instance, is not looked at."""
@@ -223,39 +229,6 @@ def member_changes(before, after):
     old, new = entries(before), entries(after)
     old_set, new_set = set(old), set(new)
     return {"added": [item for item in new if item not in old_set], "removed": [item for item in old if item not in new_set]}
-
-
-def restore_script(desired, live):
-    # type: (Sequence[AddressSet], Dict[str, AddressSet]) -> str
-    """``ipset restore`` input that makes every desired set exist with exactly its
-    members, before any rule refers to it: a new set is created and filled; a set
-    that differs is rebuilt as a temporary twin and swapped in, in one step that
-    rules already using the set never see half done; an equal set is left alone.
-    Sets that are no longer wanted are not touched here (see destroy_script)."""
-    lines = []  # type: List[str]
-    for wanted in sorted(desired, key=lambda item: item.name):
-        current = live.get(wanted.name)
-        if current is None:
-            lines.append(_create_line(wanted))
-            lines.extend(_add_lines(wanted))
-        elif canonical_text([current]) != canonical_text([wanted]):
-            twin = wanted.name + TEMPORARY_SUFFIX
-            if twin in live:  # left behind by an update that was cut short
-                lines.append("destroy %s" % twin)
-            lines.append(_create_line(wanted, twin))
-            lines.extend(_add_lines(wanted, twin))
-            lines.append("swap %s %s" % (twin, wanted.name))
-            lines.append("destroy %s" % twin)
-    return "".join(line + "\n" for line in lines)
-
-
-def destroy_script(desired, live):
-    # type: (Sequence[AddressSet], Dict[str, AddressSet]) -> str
-    """``ipset restore`` input that destroys fleetwall's sets the desired state no
-    longer has; run it after the rules that used them are gone."""
-    wanted = set(item.name for item in desired)
-    stale = sorted(name for name in live if name not in wanted)
-    return "".join("destroy %s\n" % name for name in stale)
 
 
 class SetIndex:

@@ -17,6 +17,8 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import re
 from typing import Dict, List, Optional, Tuple
 
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text as canonical_sets_text
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     FamilyRuleset,
     Rule,
@@ -126,6 +128,17 @@ class RenderCache:
     def __init__(self):
         # type: () -> None
         self._lines = {}  # type: Dict[int, Tuple[str, Rule, str]]
+        self._sets = {}  # type: Dict[int, Tuple[AddressSet, str]]
+
+    def set_text(self, address_set):
+        # type: (AddressSet) -> str
+        """canonical_text of one ipset set, rendered once for every host that uses it."""
+        entry = self._sets.get(id(address_set))
+        if entry is not None and entry[0] is address_set:
+            return entry[1]
+        text = canonical_sets_text([address_set])
+        self._sets[id(address_set)] = (address_set, text)
+        return text
 
     def line(self, chain, rule):
         # type: (str, Rule) -> str

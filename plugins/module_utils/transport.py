@@ -17,19 +17,53 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 from typing import Any, Dict, Mapping, Optional
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import HostRuleset
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError, canonical_text, parse_save
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset
 from ansible_collections.fleetwall.iptables.plugins.module_utils.parse import RulesetTextError, parse_family
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import RenderCache, render_family
 
 
 def ruleset_to_dict(ruleset, cache=None):
     # type: (HostRuleset, Optional[RenderCache]) -> Dict[str, Any]
-    return {
+    """The host, each family's iptables-restore text, and, when rules match ipset
+    sets, the sets of both families as ``ipsets`` (module_utils/ipsets.py's
+    canonical text: ``create`` and ``add`` lines)."""
+    data = {
         "host": ruleset.host,
         "ipv4": render_family(ruleset.ipv4, cache),
         "ipv6": render_family(ruleset.ipv6, cache),
         "warnings": list(ruleset.warnings),
-    }
+    }  # type: Dict[str, Any]
+    if ruleset.ipv4.sets or ruleset.ipv6.sets:
+        sets = sorted(ruleset.ipv4.sets + ruleset.ipv6.sets, key=lambda item: item.name)
+        data["ipsets"] = "".join(cache.set_text(item) for item in sets) if cache else canonical_text(sets)
+    return data
+
+
+def _with_sets(families, text):
+    # type: (Dict[str, FamilyRuleset], Any) -> Dict[str, FamilyRuleset]
+    if not isinstance(text, str):
+        raise ValueError("ruleset.ipsets: must be ipset text, got %s" % type(text).__name__)
+    try:
+        sets = parse_save(text, owned=lambda name: True)
+    except (SetTextError, ValueError) as exc:
+        raise ValueError("ruleset.ipsets: %s" % exc)
+    found = {}
+    for key, family_ruleset in families.items():
+        own = tuple(sorted((item for item in sets.values() if item.family == family_ruleset.family), key=lambda item: item.name))
+        found[key] = family_ruleset._replace(sets=own)
+    return found
+
+
+def _check_set_references(key, family_ruleset):
+    # type: (str, FamilyRuleset) -> None
+    defined = set(item.name for item in family_ruleset.sets)
+    for table in family_ruleset.tables:
+        for chain in table.chains:
+            for rule in chain.rules:
+                for name in (rule.source_set, rule.destination_set):
+                    if name and name not in defined:
+                        raise ValueError("ruleset.%s: a rule matches the ipset set %s, which ruleset.ipsets does not define" % (key, name))
 
 
 def ruleset_from_dict(data):
@@ -52,6 +86,10 @@ def ruleset_from_dict(data):
             families[key] = parse_family(text, family)
         except RulesetTextError as exc:
             raise ValueError("ruleset.%s: %s" % (key, exc))
+    if "ipsets" in data:
+        families = _with_sets(families, data["ipsets"])
+    for key, family_ruleset in families.items():
+        _check_set_references(key, family_ruleset)
     warnings = data.get("warnings", ())
     if not isinstance(warnings, (list, tuple)):
         raise ValueError("ruleset.warnings: must be a list")

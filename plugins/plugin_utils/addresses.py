@@ -17,7 +17,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import re
 import socket
 import traceback
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, type_name
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import SpecError
@@ -104,6 +104,63 @@ def parse_network(text):
     return str(network.cidr)
 
 
+def included_sets_in_order(sets, roots, on_loop=None):
+    # type: (Mapping[str, Sequence[AddressRef]], Sequence[str], Optional[Callable[[List[str]], None]]) -> List[str]
+    """The address sets ``roots`` include (themselves too), each after every set it includes.
+
+    Depth first without recursion (chains of sets may be thousands long), each
+    set visited once (so sets that include each other layer after layer cost
+    linear time). ``on_loop`` receives each loop found, e.g. [a, b, a]; a set
+    that is not defined includes nothing.
+    """
+    order = []  # type: List[str]
+    state = {}  # type: Dict[str, bool]  # False: being visited; True: done
+    for root in roots:
+        if root in state or root not in sets:
+            continue
+        state[root] = False
+        stack = [(root, _included_sets(sets, root))]
+        while stack:
+            name, children = stack[-1]
+            for child in children:
+                if state.get(child) is False:
+                    if on_loop is not None:
+                        trail = [entry[0] for entry in stack]
+                        on_loop(trail[trail.index(child):] + [child])
+                elif child not in state and child in sets:
+                    state[child] = False
+                    stack.append((child, _included_sets(sets, child)))
+                    break
+            else:
+                stack.pop()
+                state[name] = True
+                order.append(name)
+    return order
+
+
+def _included_sets(sets, name):
+    # type: (Mapping[str, Sequence[AddressRef]], str) -> Iterator[str]
+    return iter([ref.value for ref in sets.get(name, ()) if ref.kind == "set"])
+
+
+def ipv4_mapped_warning(cidr):
+    # type: (str) -> Optional[str]
+    """Why a canonical CIDR of IPv4-mapped IPv6 addresses (::ffff:0:0/96) never matches, or None.
+
+    Such addresses stand for IPv4 peers inside one host's sockets; packets
+    between hosts carry the IPv4 address in an IPv4 header instead."""
+    if not cidr.startswith("::ffff:"):
+        return None
+    network = netaddr.IPNetwork(cidr)
+    if network.prefixlen < 96 or network not in netaddr.IPNetwork("::ffff:0:0/96"):
+        return None
+    ipv4 = netaddr.IPNetwork("%s/%d" % (netaddr.IPAddress(network.first & 0xFFFFFFFF, 4), network.prefixlen - 96))
+    return (
+        "%s is IPv4-mapped IPv6, which no packet on the wire carries, so it never matches; "
+        "IPv4 traffic is matched by %s" % (cidr, ipv4.cidr)
+    )
+
+
 class FamilyNetworks(NamedTuple):
     """Resolved addresses: canonical CIDRs per family, merged and sorted."""
 
@@ -152,14 +209,16 @@ def intervals_contain(outer, inner):
 
 def _as_strings(value):
     # type: (Any) -> List[Any]
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        result = []  # type: List[Any]
-        for item in value:
-            result.extend(_as_strings(item))
-        return result
-    return [value]
+    """A query result, nested lists flattened (without recursion: results may nest thousands deep)."""
+    result = []  # type: List[Any]
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (list, tuple)):
+            pending.extend(reversed(item))
+        elif item is not None:
+            result.append(item)
+    return result
 
 
 def _check_explicit_addresses(host, value):
@@ -208,6 +267,10 @@ class HostAddresses:
                 raise PolicyError(
                     ["hostvars['%s'].fleetwall_address_query: invalid JMESPath expression: %s" % (host, exc)]
                 )
+            except RecursionError:
+                raise PolicyError(
+                    ["hostvars['%s'].fleetwall_address_query: the expression nests too deeply to parse" % host]
+                )
             self._queries[query] = compiled
         return compiled
 
@@ -226,6 +289,10 @@ class HostAddresses:
             found = _as_strings(self._compiled(query, host).search(host_vars))
         except jmespath.exceptions.JMESPathError as exc:
             raise PolicyError(["hostvars['%s'].fleetwall_address_query: the query fails on this host: %s" % (host, exc)])
+        except RecursionError:
+            raise PolicyError(
+                ["hostvars['%s'].fleetwall_address_query: the query nests too deeply to evaluate on this host" % host]
+            )
         addresses = []
         for value in found:
             try:
@@ -280,20 +347,26 @@ class AddressResolver:
                 members.extend(self._hosts.of(host, "%s (group '%s')" % (path, ref.value)))
             result = netaddr.IPSet(members)
         else:
-            result = self._combine(self._sets[ref.value], "fleetwall_addresses.%s" % ref.value)
+            # Included sets first, so that a long chain of sets is resolved without recursion.
+            for name in included_sets_in_order(self._sets, [ref.value]):
+                if ("set", name) not in self._cache:
+                    self._cache[("set", name)] = self._combine(self._sets[name], "fleetwall_addresses.%s" % name)
+            return self._cache[key]
         self._cache[key] = result
         return result
 
     def _combine(self, refs, path):
         # type: (Sequence[AddressRef], str) -> Any
-        included = netaddr.IPSet()
-        excluded = netaddr.IPSet()
+        """One IPSet built from every CIDR at once: adding items one by one costs quadratic time on long lists."""
+        parts = ([], [])  # type: Tuple[List[Any], List[Any]]
         for ref in refs:
-            if ref.negated:
-                excluded |= self._ipset(ref, path)
+            part = parts[ref.negated]
+            if ref.kind == "network":
+                part.append(ref.value)
             else:
-                included |= self._ipset(ref, path)
-        return included - excluded if excluded else included
+                part.extend(self._ipset(ref, path).iter_cidrs())
+        included = netaddr.IPSet(parts[0])
+        return included - netaddr.IPSet(parts[1]) if parts[1] else included
 
     def resolve(self, refs, path):
         # type: (Sequence[AddressRef], str) -> FamilyNetworks

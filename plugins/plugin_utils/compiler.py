@@ -23,9 +23,19 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses impor
     AddressResolver,
     FamilyNetworks,
     HostAddresses,
-    intervals_contain,
-    network_intervals,
+    included_sets_in_order,
 )
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.analysis import (
+    NO_NAMES,
+    Expansion,
+    IntervalCache,
+    is_host_rule,
+    raw_references,
+    rule_references,
+    shadow_warnings,
+    unused_definitions,
+)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set, set_name
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Chain,
     FamilyRuleset,
@@ -34,8 +44,6 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Table,
 )
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
-    DIRECTIONS,
-    KEY_ALIASES,
     REJECT_WITH,
     FleetPolicy,
     HostSettings,
@@ -45,7 +53,6 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import (
-    BUILTIN_SERVICES,
     PORT_PROTOCOLS,
     PortRange,
     ServiceEntry,
@@ -61,8 +68,56 @@ DEFAULT_LOG_LIMIT = "5/min"
 MAX_COMMENT = 255  # xt_comment keeps 255 characters; a longer one would never compare equal
 
 _ExpandedRule = Tuple[Tuple[Rule, ...], Tuple[Rule, ...], Tuple[str, ...]]
-# What compile_host keeps of a rule: its expansion, then the resolved from and to (None: any address).
-_Expansion = Tuple[Tuple[Rule, ...], Tuple[Rule, ...], Tuple[str, ...], Optional[FamilyNetworks], Optional[FamilyNetworks]]
+# A rule whose from: or to: resolves to more CIDRs than this in one family matches
+# one ipset set instead of one rule per CIDR (host variable fleetwall_set_threshold;
+# 0 turns sets off).
+DEFAULT_SET_THRESHOLD = 0
+SET_THRESHOLD_VARIABLE = "fleetwall_set_threshold"
+# One side of a rule: (CIDR or None, set name or None, whether the set match is negated).
+_Side = Tuple[Optional[str], Optional[str], bool]
+_NO_ADDRESS = ((None, None, False),)  # type: Tuple[_Side, ...]
+
+
+class AddressSets:
+    """The ipset sets one policy's rules use: one per reference list and family,
+    shared by every rule and host that names the same references."""
+
+    def __init__(self, resolve):
+        # type: (Callable[[Sequence[AddressRef], str], FamilyNetworks]) -> None
+        self._resolve = resolve
+        self._sets = {}  # type: Dict[str, AddressSet]
+        self._labels = {}  # type: Dict[str, Tuple[str, ...]]
+
+    def get(self, name):
+        # type: (str) -> AddressSet
+        return self._sets[name]
+
+    def side(self, refs, networks, family, threshold, path):
+        # type: (Sequence[AddressRef], FamilyNetworks, int, int, str) -> Tuple[_Side, ...]
+        """One rule side in one family: a rule per CIDR, or one set match when the
+        CIDRs are more than ``threshold``. A list of exceptions only (``!host:web1``)
+        (which the policy reads as ``any`` less them) is the negated set of what it
+        excepts, not the complement's many CIDRs."""
+        cidrs = networks.family(family)
+        if not threshold or len(cidrs) <= threshold:
+            return tuple((cidr, None, False) for cidr in cidrs)
+        excepted_refs = [ref._replace(negated=False) for ref in refs if ref.negated]
+        if excepted_refs and all(ref.kind == "any" for ref in refs if not ref.negated):
+            excepted = self._resolve(excepted_refs, path).family(family)
+            return ((None, self._register(family, excepted_refs, excepted, path), True),)
+        return ((None, self._register(family, refs, cidrs, path), False),)
+
+    def _register(self, family, refs, cidrs, path):
+        # type: (int, Sequence[AddressRef], Sequence[str], str) -> str
+        labels = tuple(ref.label() for ref in refs)
+        name = set_name(family, labels)
+        known = self._labels.get(name)
+        if known is None:
+            self._sets[name] = address_set(name, family, cidrs)
+            self._labels[name] = labels
+        elif known != labels:
+            raise PolicyError(["%s: the ipset name %s is already taken by %s; reorder or rename the references" % (path, name, " ".join(known))])
+        return name
 
 
 def _port_chunks(ranges):
@@ -151,8 +206,17 @@ def expand_rule(rule, resolve):
     return expanded[0], expanded[1], expanded[2]
 
 
-def _expand(rule, resolve):
-    # type: (PolicyRule, Any) -> _Expansion
+def _sides(refs, networks, family, address_sets, threshold, path):
+    # type: (Optional[Sequence[AddressRef]], Optional[FamilyNetworks], int, Optional[AddressSets], int, str) -> Tuple[_Side, ...]
+    if networks is None or refs is None:
+        return _NO_ADDRESS
+    if address_sets is None:
+        return tuple((cidr, None, False) for cidr in networks.family(family))
+    return address_sets.side(refs, networks, family, threshold, path)
+
+
+def _expand(rule, resolve, address_sets=None, threshold=0):
+    # type: (PolicyRule, Any, Optional[AddressSets], int) -> Expansion
     """expand_rule, plus the resolved sources and destinations."""
     warnings = []  # type: List[str]
     sources = resolve(rule.sources, rule.origin + ".from") if rule.sources is not None else None
@@ -167,8 +231,8 @@ def _expand(rule, resolve):
     results = []  # type: List[Tuple[Rule, ...]]
     for family in (4, 6):
         family_rules = []  # type: List[Rule]
-        family_sources = (None,) if sources is None else sources.family(family)
-        family_destinations = (None,) if destinations is None else destinations.family(family)
+        family_sources = _sides(rule.sources, sources, family, address_sets, threshold, rule.origin + ".from")
+        family_destinations = _sides(rule.destinations, destinations, family, address_sets, threshold, rule.origin + ".to")
         matches = protocol_matches(rule.entries, family)
         reject_with = None
         if rule.action == "reject":
@@ -181,8 +245,12 @@ def _expand(rule, resolve):
                 for match in matches:
                     base = Rule(
                         target=chain_target,
-                        source=source,
-                        destination=destination,
+                        source=source[0],
+                        destination=destination[0],
+                        source_set=source[1],
+                        source_set_negated=source[2],
+                        destination_set=destination[1],
+                        destination_set_negated=destination[2],
                         in_interface=_bare(rule.in_interface),
                         in_interface_negated=_negated(rule.in_interface),
                         out_interface=_bare(rule.out_interface),
@@ -214,212 +282,6 @@ def _bare(interface):
 def _negated(interface):
     # type: (Optional[str]) -> bool
     return bool(interface and interface.startswith("!"))
-
-
-# ---------------------------------------------------------------- rule coverage (shadowed rules)
-
-_ALL_PORTS = (PortRange(1, 65535),)
-_NO_NAMES = frozenset()  # type: frozenset
-_FULL_FAMILY = {4: ("0.0.0.0/0",), 6: ("::/0",)}
-_VERBS = {"accept": ("accepts", "accept"), "drop": ("drops", "drop"), "reject": ("rejects", "reject")}
-
-
-def _ports_cover(outer, inner):
-    # type: (Tuple[PortRange, ...], Tuple[PortRange, ...]) -> bool
-    """Merged port ranges (empty: every port) ``outer`` hold every port of ``inner``."""
-    if not outer or outer == _ALL_PORTS:
-        return True
-    if not inner:
-        return False
-    for part in inner:
-        for span in outer:
-            if span.low <= part.low and part.high <= span.high:
-                break
-        else:
-            return False
-    return True
-
-
-def _icmp_type_covers(outer, inner):
-    # type: (Optional[str], Optional[str]) -> bool
-    """None is every type; a type without a code holds all of its codes."""
-    if outer is None or outer == inner:
-        return True
-    return inner is not None and "/" not in outer and inner.startswith(outer + "/")
-
-
-def _entry_covered(outer, entry):
-    # type: (Sequence[ServiceEntry], ServiceEntry) -> bool
-    """Every packet ``entry`` matches is matched by the entries ``outer`` (ports may add up over entries)."""
-    protocol = entry.protocol
-    if protocol not in PORT_PROTOCOLS:
-        for candidate in outer:
-            if candidate.protocol == protocol and _icmp_type_covers(candidate.icmp_type, entry.icmp_type):
-                return True
-        return False
-    found = []  # type: List[Tuple[PortRange, ...]]
-    for candidate in outer:
-        if candidate.protocol != protocol:
-            continue
-        if candidate.source_ports and not _ports_cover(
-            merge_port_ranges(list(candidate.source_ports)), entry.source_ports
-        ):
-            continue
-        if not candidate.ports:
-            return True
-        found.append(candidate.ports)
-    if not found:
-        return False
-    ranges = found[0] if len(found) == 1 else merge_port_ranges([part for ports in found for part in ports])
-    return _ports_cover(ranges, entry.ports)
-
-
-def _entries_cover(outer, inner, families):
-    # type: (Tuple[ServiceEntry, ...], Tuple[ServiceEntry, ...], Sequence[int]) -> bool
-    """No entries is every protocol; an entry of a protocol of one family counts only if that family is in ``families``.
-
-    Only an entry of the same protocol covers another, and a protocol has one
-    family or both, so the families need not be compared entry by entry.
-    """
-    if not outer:
-        return True
-    if not inner:
-        return False
-    for entry in inner:
-        family = entry.family
-        if (family is None or family in families) and not _entry_covered(outer, entry):
-            return False
-    return True
-
-
-def _interface_covers(outer, inner):
-    # type: (Optional[str], Optional[str]) -> bool
-    """None is any interface; 'eth+' holds 'eth0' and 'eth1+'; a negation holds only itself."""
-    if outer is None or outer == inner:
-        return True
-    if inner is None or outer.startswith("!") or inner.startswith("!") or not outer.endswith("+"):
-        return False
-    return inner.startswith(outer[:-1])
-
-
-def _addresses_cover(outer, inner, family, intervals):
-    # type: (Optional[FamilyNetworks], Optional[FamilyNetworks], int, Dict[Tuple[str, ...], Tuple[Tuple[int, int], ...]]) -> bool
-    """``intervals`` caches network_intervals() by CIDR list: large groups recur in many comparisons."""
-    if outer is None:
-        return True
-    outer_networks = outer.family(family)
-    inner_networks = _FULL_FAMILY[family] if inner is None else inner.family(family)
-    if outer_networks == inner_networks or outer_networks == _FULL_FAMILY[family]:
-        return True
-    if inner_networks == _FULL_FAMILY[family]:
-        return False
-    ranges = []
-    for networks in (outer_networks, inner_networks):
-        cached = intervals.get(networks)
-        if cached is None:
-            cached = intervals[networks] = network_intervals(networks)
-        ranges.append(cached)
-    return intervals_contain(ranges[0], ranges[1])
-
-
-def rule_covers(outer, outer_expansion, inner, inner_expansion, intervals=None):
-    # type: (PolicyRule, _Expansion, PolicyRule, _Expansion, Optional[Dict[Tuple[str, ...], Tuple[Tuple[int, int], ...]]]) -> bool
-    """Whether ``outer`` matches every packet ``inner`` matches, in every family ``inner`` has rules in.
-
-    Both rules are of one direction (chain). Actions, log flags, comments and
-    priorities do not matter here; the caller knows which rule comes first.
-    """
-    if intervals is None:
-        intervals = {}
-    if outer.in_interface is not None and not _interface_covers(outer.in_interface, inner.in_interface):
-        return False
-    if outer.out_interface is not None and not _interface_covers(outer.out_interface, inner.out_interface):
-        return False
-    if inner_expansion[0]:
-        if not outer_expansion[0]:
-            return False
-        families = (4, 6) if inner_expansion[1] else (4,)
-    else:
-        families = (6,)
-    if inner_expansion[1] and not outer_expansion[1]:
-        return False
-    if outer.entries and not _entries_cover(outer.entries, inner.entries, families):
-        return False
-    for family in families:
-        if not _addresses_cover(outer_expansion[3], inner_expansion[3], family, intervals):
-            return False
-        if not _addresses_cover(outer_expansion[4], inner_expansion[4], family, intervals):
-            return False
-    return True
-
-
-def _shadow_message(earlier, later):
-    # type: (PolicyRule, PolicyRule) -> str
-    if earlier.action == later.action:
-        return "%s is redundant: %s comes first and already %s every packet it matches" % (
-            later.origin,
-            earlier.origin,
-            _VERBS[earlier.action][0],
-        )
-    return "%s never matches: %s comes first and already %s every packet it would %s" % (
-        later.origin,
-        earlier.origin,
-        _VERBS[earlier.action][0],
-        _VERBS[later.action][1],
-    )
-
-
-def _is_host_rule(rule):
-    # type: (PolicyRule) -> bool
-    return rule.origin.startswith("hostvars[")
-
-
-def _raw_references(raw_rules):
-    # type: (Any) -> Tuple[Set[str], Set[str]]
-    """(service names, address set names) a raw fleetwall_host_rules value may refer to.
-
-    Read from the raw value, not the parsed rules, so that a rule with a
-    problem of its own still counts as a use: a name is never called unused
-    because of a typo elsewhere in the rule.
-    """
-    services = set()  # type: Set[str]
-    sets = set()  # type: Set[str]
-    if not hasattr(raw_rules, "values"):
-        return services, sets
-    for rule_list in raw_rules.values():
-        if not isinstance(rule_list, (list, tuple)):
-            continue
-        for raw_rule in rule_list:
-            if not hasattr(raw_rule, "items"):
-                continue
-            for key, value in raw_rule.items():
-                canonical = KEY_ALIASES.get(key, key)
-                if canonical not in ("service", "from", "to"):
-                    continue
-                for item in value if isinstance(value, (list, tuple)) else [value]:
-                    if not isinstance(item, str):
-                        continue
-                    text = item.strip()
-                    if canonical == "service":
-                        services.add(text)
-                        continue
-                    text = text[1:].strip() if text.startswith("!") else text
-                    sets.add(text[4:] if text.startswith("set:") else text)
-    return services, sets
-
-
-def _rule_references(rules):
-    # type: (Iterable[PolicyRule]) -> Tuple[Set[str], Set[str]]
-    """(service names, address set names) parsed rules use."""
-    services = set()  # type: Set[str]
-    sets = set()  # type: Set[str]
-    for rule in rules:
-        services.update(rule.services)
-        for refs in (rule.sources, rule.destinations):
-            for ref in refs or ():
-                if ref.kind == "set":
-                    sets.add(ref.value)
-    return services, sets
 
 
 _ORIGIN = re.compile(r"^(?:fleetwall_policy\.(?P<group>.+)|fleetwall_host_rules)\.(?P<direction>\w+)\[(?P<index>\d+)\]$")
@@ -519,12 +381,13 @@ class _PolicyVariant(NamedTuple):
     raw: Tuple[Any, ...]
     policy: FleetPolicy
     resolver: AddressResolver
-    expansions: Dict[str, _Expansion]  # per group rule origin
+    expansions: Dict[str, Expansion]  # per group rule origin
     first_host: str
     identity: Optional[Tuple[Any, ...]]
     covers: Dict[str, Dict[str, bool]]  # later group rule origin -> earlier one -> rule_covers()
     shadows: Dict[Tuple[str, ...], Tuple[str, ...]]  # the origins a host receives, in order -> shadow warnings
     set_uses_hosts: Dict[str, bool]  # address set name -> whether it takes addresses from inventory hosts
+    address_sets: AddressSets  # the ipset sets its rules use
 
 
 class ParsedFleet(NamedTuple):
@@ -568,7 +431,7 @@ class FleetCompiler:
         self._host_addresses = HostAddresses(hostvars)
         self._variants = []  # type: List[_PolicyVariant]
         self._fleet_families = None  # type: Optional[Set[int]]
-        self._intervals = {}  # type: Dict[Tuple[str, ...], Tuple[Tuple[int, int], ...]]
+        self._intervals = {}  # type: IntervalCache
         # Per compiled host: its policy variant and the (services, address sets) its own rules use.
         self._host_references = {}  # type: Dict[str, Tuple[_PolicyVariant, Set[str], Set[str]]]
 
@@ -586,7 +449,7 @@ class FleetCompiler:
                 return variant
         policy = parse_fleet_policy(raw[0], raw[1], raw[2], self._groups, self._hosts)
         resolver = AddressResolver(policy.address_sets, self._groups, self._host_addresses)
-        variant = _PolicyVariant(raw, policy, resolver, {}, host, identity, {}, {}, {})
+        variant = _PolicyVariant(raw, policy, resolver, {}, host, identity, {}, {}, {}, AddressSets(resolver.resolve))
         self._variants.append(variant)
         return variant
 
@@ -641,30 +504,32 @@ class FleetCompiler:
                 "host '%s' sees different %s than host '%s'; define them once for the fleet (group_vars/all)"
                 % (host, " / ".join(FLEET_VARIABLES), self._variants[0].first_host)
             )
-        received = []  # type: List[_Expansion]
+        received = []  # type: List[Expansion]
+        threshold = set_threshold(host, host_vars)
         for rule in rules:
-            expanded = expansions.get(rule.origin)
+            key = rule.origin if threshold == DEFAULT_SET_THRESHOLD else "%s@%d" % (rule.origin, threshold)
+            expanded = expansions.get(key)
             if expanded is None:
-                expanded = self._expand(variant, rule)
-                if not _is_host_rule(rule):
-                    expansions[rule.origin] = expanded
+                expanded = self._expand(variant, rule, threshold)
+                if not is_host_rule(rule):
+                    expansions[key] = expanded
             chain = CHAIN_OF[rule.direction]
             per_chain[4].setdefault(chain, []).extend(expanded[0])
             per_chain[6].setdefault(chain, []).extend(expanded[1])
             warnings.extend(expanded[2])
             received.append(expanded)
         if settings.host_rules:
-            warnings.extend(self._shadow_warnings(variant, zip(rules, received)))
-            self._host_references[host] = (variant,) + _rule_references(settings.host_rules)
+            warnings.extend(shadow_warnings(zip(rules, received), variant.covers, self._intervals))
+            self._host_references[host] = (variant,) + rule_references(settings.host_rules)
         else:
             # Hosts of the same groups receive the same rules: one check for all of them.
             key = tuple([rule.origin for rule in rules])
             shadows = variant.shadows.get(key)
             if shadows is None:
-                shadows = self._shadow_warnings(variant, zip(rules, received))
+                shadows = shadow_warnings(zip(rules, received), variant.covers, self._intervals)
                 variant.shadows[key] = shadows
             warnings.extend(shadows)
-            self._host_references[host] = (variant, _NO_NAMES, _NO_NAMES)
+            self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
 
         families = []  # type: List[FamilyRuleset]
         for family in (4, 6):
@@ -674,13 +539,14 @@ class FleetCompiler:
                 chain_rules = head + tuple(per_chain[family].get(chain_name, ())) + tail
                 policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
-            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),)))
+            sets = tuple(variant.address_sets.get(name) for name in sorted(set_names_of(chains))) if threshold else ()
+            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),), sets))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
 
-    def _expand(self, variant, rule):
-        # type: (_PolicyVariant, PolicyRule) -> _Expansion
+    def _expand(self, variant, rule, threshold):
+        # type: (_PolicyVariant, PolicyRule, int) -> Expansion
         """expand_rule with the warning about a family left empty by inventory addresses."""
-        expanded = _expand(rule, variant.resolver.resolve)
+        expanded = _expand(rule, variant.resolver.resolve, variant.address_sets, threshold)
         if bool(expanded[0]) == bool(expanded[1]):
             return expanded
         present, missing = (4, 6) if expanded[0] else (6, 4)
@@ -709,15 +575,20 @@ class FleetCompiler:
                 continue
             if ref.kind in ("group", "host"):
                 return True
-            if ref.kind == "set":
-                known = variant.set_uses_hosts.get(ref.value)
-                if known is None:
-                    variant.set_uses_hosts[ref.value] = False  # sets do not loop; this only ends recursion early
-                    known = self._uses_hosts(variant, variant.policy.address_sets.get(ref.value, ()))
-                    variant.set_uses_hosts[ref.value] = known
-                if known:
-                    return True
+            if ref.kind == "set" and self._set_uses_hosts(variant, ref.value):
+                return True
         return False
+
+    def _set_uses_hosts(self, variant, name):
+        # type: (_PolicyVariant, str) -> bool
+        """_uses_hosts of an address set, its included sets answered first (chains of sets may be long)."""
+        known = variant.set_uses_hosts
+        if name not in known:
+            sets = variant.policy.address_sets
+            for included in included_sets_in_order(sets, [name]):
+                if included not in known:
+                    known[included] = self._uses_hosts(variant, sets[included])
+        return known.get(name, False)
 
     def _fleet_has_family(self, family):
         # type: (int) -> bool
@@ -739,31 +610,6 @@ class FleetCompiler:
                     break
             self._fleet_families = families
         return family in self._fleet_families
-
-    def _shadow_warnings(self, variant, received):
-        # type: (_PolicyVariant, Iterable[Tuple[PolicyRule, _Expansion]]) -> Tuple[str, ...]
-        """A warning for each rule that an earlier rule of its chain, alone, matches entirely."""
-        chains = {}  # type: Dict[str, List[Tuple[PolicyRule, _Expansion, bool]]]
-        for rule, expanded in received:
-            if expanded[0] or expanded[1]:
-                chains.setdefault(rule.direction, []).append((rule, expanded, _is_host_rule(rule)))
-        warnings = []  # type: List[str]
-        for direction in DIRECTIONS:
-            chain = chains.get(direction, ())
-            for position in range(1, len(chain)):
-                later, later_expanded, later_is_host = chain[position]
-                # Whether group rule A covers group rule B holds for every host: kept per B, then per A.
-                known = {} if later_is_host else variant.covers.setdefault(later.origin, {})
-                for earlier, earlier_expanded, earlier_is_host in chain[:position]:
-                    covered = None if earlier_is_host else known.get(earlier.origin)
-                    if covered is None:
-                        covered = rule_covers(earlier, earlier_expanded, later, later_expanded, self._intervals)
-                        if not earlier_is_host:
-                            known[earlier.origin] = covered
-                    if covered:
-                        warnings.append(_shadow_message(earlier, later))
-                        break
-        return tuple(warnings)
 
     def unused_definition_warnings(self, hosts=None):
         # type: (Optional[Iterable[str]]) -> Tuple[str, ...]
@@ -790,31 +636,17 @@ class FleetCompiler:
                     variant = self._fleet(host, host_vars)
                 except PolicyError:
                     continue
-                known = (variant,) + _raw_references(host_vars.get("fleetwall_host_rules"))
+                known = (variant,) + raw_references(host_vars.get("fleetwall_host_rules"))
             if not any(known[0] is seen for seen in variants):
                 variants.append(known[0])
             host_services.update(known[1])
             host_sets.update(known[2])
         warnings = []  # type: List[str]
         for variant in variants:
-            policy = variant.policy
-            services, sets = _rule_references(rule for rules in policy.group_rules.values() for rule in rules)
-            services.update(host_services)
-            sets.update(host_sets)
-            for refs in policy.address_sets.values():
-                sets.update(ref.value for ref in refs if ref.kind == "set")
-            raw_services = variant.raw[0] if hasattr(variant.raw[0], "keys") else {}
-            for name in sorted(name for name in raw_services if isinstance(name, str)):
-                if name in policy.services and name not in BUILTIN_SERVICES and name not in services:
-                    warnings.append("fleetwall_services.%s is defined but no rule uses it" % name)
-            for name in sorted(policy.address_sets):
-                if name not in sets:
-                    warnings.append("fleetwall_addresses.%s is defined but no rule or address set uses it" % name)
-        unique = []  # type: List[str]
-        for warning in warnings:
-            if warning not in unique:
-                unique.append(warning)
-        return tuple(unique)
+            for warning in unused_definitions(variant.policy, variant.raw[0], host_services, host_sets):
+                if warning not in warnings:
+                    warnings.append(warning)
+        return tuple(warnings)
 
     def _fixed_rules(self, family, chain, settings):
         # type: (int, str, HostSettings) -> Tuple[Tuple[Rule, ...], Tuple[Rule, ...]]
@@ -844,6 +676,32 @@ class FleetCompiler:
         finally:
             if enabled:
                 gc.enable()
+
+
+def set_threshold(host, host_vars):
+    # type: (str, Mapping[str, Any]) -> int
+    value = host_vars.get(SET_THRESHOLD_VARIABLE, DEFAULT_SET_THRESHOLD)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(
+            [
+                "hostvars['%s'].%s: must be a whole number of addresses, 0 or more (0 turns ipset sets off), got %r"
+                % (host, SET_THRESHOLD_VARIABLE, value)
+            ]
+        )
+    return value
+
+
+def set_names_of(chains):
+    # type: (Iterable[Chain]) -> Set[str]
+    """The ipset sets the rules of some chains refer to."""
+    names = set()  # type: Set[str]
+    for chain in chains:
+        for rule in chain.rules:
+            if rule.source_set:
+                names.add(rule.source_set)
+            if rule.destination_set:
+                names.add(rule.destination_set)
+    return names
 
 
 def compile_host_ruleset(hostvars, groups, host):

@@ -15,10 +15,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
-from typing import Any, Collection, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import Any, Collection, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import (
     AddressRef,
+    included_sets_in_order,
+    ipv4_mapped_warning,
     parse_network,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import (
@@ -27,18 +29,26 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import
     item_path,
     type_name,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.services import (
-    BUILTIN_SERVICES,
-    PORT_PROTOCOLS,
-    PROTOCOLS,
-    PortRange,
-    ServiceEntry,
-    SpecError,
-    merge_port_ranges,
-    parse_icmp_type,
-    parse_port,
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import (  # noqa: F401  KEY_ALIASES, parse_services: re-exported
+    KEY_ALIASES,
+    SAFE_TEXT,
+    UNSAFE_CHARS,
+    as_list,
+    canonical_keys,
+    check_keys,
+    check_not_null,
+    check_text,
+    Findings,
+    is_list,
+    is_mapping,
     parse_protocol,
+    parse_services,
+    parse_shorthand,
+    printable,
+    service_entry,
+    warnings_of,
 )
+from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry, SpecError
 
 DIRECTIONS = ("inbound", "outbound", "forward")
 ACTIONS = ("accept", "drop", "reject")
@@ -78,16 +88,13 @@ COMMON_RULE_KEYS = (
     "comment",
     "priority",
 )
-KEY_ALIASES = {"services": "service", "protocol": "proto", "ports": "port", "source_ports": "source_port"}
+# A rule needs one of these: without any, it would match every packet.
+MATCH_KEYS = ("service", "proto", "from", "to", "interface", "in_interface", "out_interface")
 DEFAULT_PRIORITY = 500
 
 # The kernel's rule for names (no '/', ':' or spaces; not '.' or '..'), and
 # iptables' limit of 15 characters, a trailing '+' included.
 _INTERFACE = re.compile(r"^[A-Za-z0-9_.@-]{1,14}\+$|^[A-Za-z0-9_.@-]{1,15}$|^\+$")
-_SAFE_TEXT = re.compile(r"^[\x20-\x7e]*$")
-_UNSAFE_CHARS = "\"'\\"
-
-
 class PolicyRule(NamedTuple):
     """One validated rule, with the path it came from."""
 
@@ -104,6 +111,7 @@ class PolicyRule(NamedTuple):
     log_prefix: Optional[str]
     comment: Optional[str]
     priority: int
+    warnings: Tuple[str, ...] = ()  # accepted, but perhaps not what was meant
 
 
 class FleetPolicy(NamedTuple):
@@ -112,6 +120,7 @@ class FleetPolicy(NamedTuple):
     services: Dict[str, Tuple[ServiceEntry, ...]]
     address_sets: Dict[str, Tuple[AddressRef, ...]]
     group_rules: Dict[str, Tuple[PolicyRule, ...]]
+    warnings: Tuple[str, ...] = ()  # about definitions (services), not about one rule
 
 
 class HostSettings(NamedTuple):
@@ -119,219 +128,6 @@ class HostSettings(NamedTuple):
     log_default: bool
     baseline: Dict[str, bool]
     host_rules: Tuple[PolicyRule, ...]
-
-
-def _is_mapping(value):
-    # type: (Any) -> bool
-    return isinstance(value, Mapping) or (hasattr(value, "keys") and hasattr(value, "__getitem__"))
-
-
-def _is_list(value):
-    # type: (Any) -> bool
-    return isinstance(value, (list, tuple))
-
-
-def _as_list(value, path, problems, what, mapping_is_item=False):
-    # type: (Any, str, Problems, str, bool) -> Optional[List[Tuple[str, Any]]]
-    """A scalar (or a mapping, if that is an item) or a list -> [(path, item)]; None after reporting a problem."""
-    if _is_list(value):
-        if not value:
-            problems.add(path, "empty list; give at least one %s" % what)
-            return None
-        return [(item_path(path, index), item) for index, item in enumerate(value)]
-    if value is None or (_is_mapping(value) and not mapping_is_item):
-        article = "an" if what[:1] in "aeiou" else "a"
-        problems.add(path, "expected %s %s or a list of them, got %s" % (article, what, type_name(value)))
-        return None
-    return [(path, value)]
-
-
-def _canonical_keys(raw, path, problems):
-    # type: (Mapping[Any, Any], str, Problems) -> Dict[Any, Any]
-    """Aliases (services, ports, ...) -> canonical keys; a key given under two spellings is a problem."""
-    data = {}  # type: Dict[Any, Any]
-    spelling = {}  # type: Dict[Any, Any]
-    for key, value in raw.items():
-        canonical = KEY_ALIASES.get(key, key)
-        if canonical in data:
-            problems.add(
-                "%s.%s" % (path, key),
-                "'%s' is given twice, as '%s' and as '%s'; keep one" % (canonical, spelling[canonical], key),
-            )
-        data[canonical] = value
-        spelling[canonical] = key
-    return data
-
-
-def _check_not_null(data, keys, path, problems):
-    # type: (Mapping[Any, Any], Collection[str], str, Problems) -> bool
-    """port: ~ is a slip, not 'every port': leaving the key out says that."""
-    ok = True
-    for key in keys:
-        if key in data and data[key] is None:
-            problems.add("%s.%s" % (path, key), "'%s' has no value; give one or leave the key out" % key)
-            ok = False
-    return ok
-
-
-def _check_keys(data, allowed, path, problems):
-    # type: (Mapping[str, Any], Collection[str], str, Problems) -> None
-    for key in data:
-        if key not in allowed:
-            problems.add(
-                "%s.%s" % (path, key),
-                "unknown key '%s'%s; allowed: %s" % (key, did_you_mean(str(key), allowed), ", ".join(allowed)),
-            )
-
-
-def _check_text(value, path, problems, what, max_length):
-    # type: (Any, str, Problems, str, int) -> Optional[str]
-    if not isinstance(value, str):
-        problems.add(path, "%s must be a string, got %s" % (what, type_name(value)))
-        return None
-    if not value.strip():
-        problems.add(path, "%s must not be empty" % what)
-        return None
-    if len(value) > max_length:
-        problems.add(path, "%s is %d characters long; at most %d fit" % (what, len(value), max_length))
-        return None
-    if not _SAFE_TEXT.match(value) or any(char in value for char in _UNSAFE_CHARS):
-        problems.add(path, "%s may hold printable ASCII only, without quotes or backslashes" % what)
-        return None
-    return value
-
-
-# ---------------------------------------------------------------- services
-
-
-def _parse_ports(value, path, problems):
-    # type: (Any, str, Problems) -> Optional[Tuple[PortRange, ...]]
-    items = _as_list(value, path, problems, "port or port range")
-    if items is None:
-        return None
-    ranges = []  # type: List[PortRange]
-    for item_path_, item in items:
-        if isinstance(item, str) and "," in item:
-            problems.add(item_path_, "write several ports as a list, not %r" % (item,))
-            continue
-        try:
-            ranges.append(parse_port(item))
-        except SpecError as exc:
-            problems.add(item_path_, str(exc))
-    if len(ranges) != len(items):
-        return None
-    return merge_port_ranges(ranges)
-
-
-def _parse_protocol(value, path, problems):
-    # type: (Any, str, Problems) -> Optional[str]
-    try:
-        return parse_protocol(value)
-    except SpecError as exc:
-        problems.add(path, str(exc))
-        return None
-
-
-def _entry(protocol, ports, source_ports, icmp_type, path, problems):
-    # type: (str, Any, Any, Any, str, Problems) -> Optional[ServiceEntry]
-    """Validate the combination of protocol, ports and ICMP type."""
-    ok = True
-    parsed_ports = ()  # type: Tuple[PortRange, ...]
-    parsed_source_ports = ()  # type: Tuple[PortRange, ...]
-    canonical_icmp = None  # type: Optional[str]
-    if ports is not None or source_ports is not None:
-        if protocol not in PORT_PROTOCOLS:
-            problems.add(path, "protocol %s takes no port (only %s do)" % (protocol, ", ".join(PORT_PROTOCOLS)))
-            return None
-    if ports is not None:
-        result = _parse_ports(ports, path + ".port", problems)
-        ok = ok and result is not None
-        parsed_ports = result or ()
-    if source_ports is not None:
-        result = _parse_ports(source_ports, path + ".source_port", problems)
-        ok = ok and result is not None
-        parsed_source_ports = result or ()
-    if icmp_type is not None:
-        if protocol not in ("icmp", "ipv6-icmp"):
-            problems.add(path + ".icmp_type", "icmp_type needs protocol icmp or icmpv6, not %s" % protocol)
-            return None
-        try:
-            canonical_icmp = parse_icmp_type(protocol, icmp_type)
-        except SpecError as exc:
-            problems.add(path + ".icmp_type", str(exc))
-            ok = False
-    if not ok:
-        return None
-    return ServiceEntry(protocol, parsed_ports, parsed_source_ports, canonical_icmp)
-
-
-def _parse_shorthand(text, path, problems):
-    # type: (str, str, Problems) -> Optional[ServiceEntry]
-    """'tcp/22', 'udp/5000-5010', 'icmp/echo-request', 'gre'."""
-    protocol_text, slash, detail = text.partition("/")
-    known = protocol_text.strip().lower() in PROTOCOLS
-    if not known:
-        problems.add(
-            path,
-            "unknown protocol '%s' in %r%s; a service entry is PROTOCOL[/PORT] (e.g. tcp/8080) or a mapping; "
-            "to combine services, list them in a rule's service field"
-            % (protocol_text, text, did_you_mean(protocol_text.strip().lower(), PROTOCOLS)),
-        )
-        return None
-    protocol = PROTOCOLS[protocol_text.strip().lower()]
-    if slash and not detail.strip():
-        problems.add(path, "nothing after the '/' in %r; write %s alone to match all of it" % (text, protocol_text))
-        return None
-    if not detail:
-        return ServiceEntry(protocol)
-    if protocol in ("icmp", "ipv6-icmp"):
-        return _entry(protocol, None, None, detail, path, problems)
-    if protocol not in PORT_PROTOCOLS:
-        problems.add(path, "protocol %s takes no port (only %s do)" % (protocol, ", ".join(PORT_PROTOCOLS)))
-        return None
-    return _entry(protocol, detail.split(","), None, None, path, problems)
-
-
-def _parse_service_entry(value, path, problems):
-    # type: (Any, str, Problems) -> Optional[ServiceEntry]
-    if isinstance(value, str):
-        return _parse_shorthand(value, path, problems)
-    if not _is_mapping(value):
-        problems.add(path, "a service entry is a string like tcp/8080 or a mapping, got %s" % type_name(value))
-        return None
-    data = _canonical_keys(value, path, problems)
-    _check_keys(data, ("proto", "port", "source_port", "icmp_type"), path, problems)
-    if "proto" not in data:
-        problems.add(path, "a service entry needs 'proto'")
-        return None
-    protocol = _parse_protocol(data["proto"], path + ".proto", problems)
-    if protocol is None or not _check_not_null(data, ("port", "source_port", "icmp_type"), path, problems):
-        return None
-    return _entry(protocol, data.get("port"), data.get("source_port"), data.get("icmp_type"), path, problems)
-
-
-def parse_services(raw, problems):
-    # type: (Any, Problems) -> Dict[str, Tuple[ServiceEntry, ...]]
-    """The built-in catalog extended (or overridden) by fleetwall_services."""
-    services = dict(BUILTIN_SERVICES)
-    if raw is None:
-        return services
-    path = "fleetwall_services"
-    if not _is_mapping(raw):
-        problems.add(path, "must be a mapping of service name to definition, got %s" % type_name(raw))
-        return services
-    for name in sorted(raw, key=str):
-        service_path = "%s.%s" % (path, name)
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", name):
-            problems.add(service_path, "service names may use letters, digits, '_', '.' and '-' only")
-            continue
-        items = _as_list(raw[name], service_path, problems, "service entry", mapping_is_item=True)
-        if items is None:
-            continue
-        entries = [_parse_service_entry(item, item_path_, problems) for item_path_, item in items]
-        if all(entry is not None for entry in entries):
-            services[name] = tuple(entry for entry in entries if entry is not None)
-    return services
 
 
 # ---------------------------------------------------------------- addresses
@@ -371,10 +167,14 @@ def _parse_address_item(value, path, problems, set_names, groups, hosts):
         return AddressRef("any", "any", negated)
     elif ":" in text or "/" in text or text[:1].isdigit():
         try:
-            return AddressRef("network", parse_network(text), negated)
+            cidr = parse_network(text)
         except SpecError as exc:
             problems.add(path, str(exc))
             return None
+        mapped = ipv4_mapped_warning(cidr)
+        if mapped and isinstance(problems, Findings):
+            problems.warn(path, mapped)
+        return AddressRef("network", cidr, negated)
     if text in set_names:
         return AddressRef("set", text, negated)
     hint = did_you_mean(text, set_names)
@@ -388,7 +188,7 @@ def _parse_address_item(value, path, problems, set_names, groups, hosts):
 
 def parse_addresses_field(value, path, problems, set_names, groups, hosts):
     # type: (Any, str, Problems, Collection[str], Collection[str], Collection[str]) -> Optional[Tuple[AddressRef, ...]]
-    items = _as_list(value, path, problems, "address")
+    items = as_list(value, path, problems, "address")
     if items is None:
         return None
     refs = [_parse_address_item(item, item_path_, problems, set_names, groups, hosts) for item_path_, item in items]
@@ -405,7 +205,7 @@ def parse_address_sets(raw, problems, groups, hosts):
     path = "fleetwall_addresses"
     if raw is None:
         return {}
-    if not _is_mapping(raw):
+    if not is_mapping(raw):
         problems.add(path, "must be a mapping of set name to addresses, got %s" % type_name(raw))
         return {}
     names = set()  # type: Set[str]
@@ -430,24 +230,16 @@ def _report_set_loops(sets, problems):
     # type: (Dict[str, Tuple[AddressRef, ...]], Problems) -> None
     reported = set()  # type: Set[str]
 
-    def visit(name, trail):
-        # type: (str, List[str]) -> None
-        if name in trail:
-            loop = trail[trail.index(name):] + [name]
-            key = min(loop[:-1])
-            if key not in reported:
-                reported.add(key)
-                problems.add(
-                    "fleetwall_addresses.%s" % loop[0],
-                    "address sets include each other in a loop: %s" % " -> ".join(loop),
-                )
-            return
-        for ref in sets.get(name, ()):
-            if ref.kind == "set":
-                visit(ref.value, trail + [name])
+    def report(loop):
+        # type: (List[str]) -> None
+        key = min(loop[:-1])
+        if key not in reported:
+            reported.add(key)
+            problems.add(
+                "fleetwall_addresses.%s" % loop[0], "address sets include each other in a loop: %s" % " -> ".join(loop)
+            )
 
-    for name in sorted(sets):
-        visit(name, [])
+    included_sets_in_order(sets, sorted(sets), report)
 
 
 # ---------------------------------------------------------------- rules
@@ -460,6 +252,15 @@ def _parse_interface(value, path, problems):
         return None
     name = value.strip()
     bare = name[1:].strip() if name.startswith("!") else name
+    if bare == "+" and name.startswith("!") and isinstance(problems, Findings):
+        problems.warn(path, "'!+' matches no interface (every interface matches '+'), so the rule never matches")
+    peer = re.match(r"^([^@]+)@(?:if[0-9]+|NONE)$", bare)
+    if peer:
+        problems.add(
+            path,
+            "%r is how 'ip link' shows interface %r with its peer; iptables sees %r" % (value, peer.group(1), peer.group(1)),
+        )
+        return None
     if ":" in bare and _INTERFACE.match(bare.split(":", 1)[0]):
         problems.add(
             path,
@@ -484,18 +285,12 @@ def _parse_log(value, path, problems):
         return None
     if value is True:
         return ""
-    prefix = _check_text(value, path, problems, "log prefix", 28)
+    prefix = check_text(value, path, problems, "log prefix", 28)
     return prefix
 
 
-def parse_rule(raw, path, direction, problems, services, set_names, groups, hosts):
-    # type: (Any, str, str, Problems, Mapping[str, Tuple[ServiceEntry, ...]], Collection[str], Collection[str], Collection[str]) -> Optional[PolicyRule]  # noqa: E501
-    if not _is_mapping(raw):
-        problems.add(path, "a rule must be a mapping, got %s" % type_name(raw))
-        return None
-    start = len(problems.messages)
-    refused = False
-    data = _canonical_keys(raw, path, problems)
+def _check_rule_keys(data, direction, path, problems):
+    # type: (Mapping[Any, Any], str, str, Problems) -> None
     allowed = COMMON_RULE_KEYS + RULE_KEYS[direction]
     for key in data:
         if key not in allowed:
@@ -509,53 +304,62 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
                 hint = " (forward rules take 'in_interface' and 'out_interface')"
             problems.add("%s.%s" % (path, key), "unknown key '%s'%s" % (key, hint))
 
+
+def _rule_services(data, path, problems, services):
+    # type: (Mapping[str, Any], str, Problems, Mapping[str, Optional[Tuple[ServiceEntry, ...]]]) -> Tuple[List[ServiceEntry], List[str], bool]
+    """(service entries, service names, refused): refused when a service used has problems of its own."""
     entries = []  # type: List[ServiceEntry]
     service_names = []  # type: List[str]
-    if "service" in data:
-        for service_path, name in _as_list(data["service"], path + ".service", problems, "service name") or ():
-            if not isinstance(name, str):
-                problems.add(service_path, "a service name must be a string, got %s" % type_name(name))
-            elif name not in services and "/" in name:
-                entry = _parse_shorthand(name, service_path, problems)
-                if entry is not None:
-                    service_names.append(name)
-                    entries.append(entry)
-            elif name not in services:
-                problems.add(service_path, "unknown service '%s'%s" % (name, did_you_mean(name, services)))
-            elif services[name] is None:
-                refused = True  # a defined service with problems of its own, reported there
-            else:
-                service_names.append(name)
-                entries.extend(services[name])
-    if "proto" in data:
-        protocol = _parse_protocol(data["proto"], path + ".proto", problems)
-        if protocol is not None and _check_not_null(data, ("port", "source_port", "icmp_type"), path, problems):
-            entry = _entry(protocol, data.get("port"), data.get("source_port"), data.get("icmp_type"), path, problems)
+    refused = False
+    for service_path, name in as_list(data["service"], path + ".service", problems, "service name") or ():
+        if not isinstance(name, str):
+            problems.add(service_path, "a service name must be a string, got %s" % type_name(name))
+        elif name not in services and "/" in name:
+            entry = parse_shorthand(name, service_path, problems)
             if entry is not None:
+                service_names.append(name)
                 entries.append(entry)
-    else:
+        elif name not in services:
+            problems.add(service_path, "unknown service '%s'%s" % (name, did_you_mean(name, services)))
+        elif services[name] is None:
+            refused = True  # a defined service with problems of its own, reported there
+        else:
+            service_names.append(name)
+            entries.extend(services[name] or ())
+    return entries, service_names, refused
+
+
+def _rule_protocol(data, path, problems):
+    # type: (Mapping[str, Any], str, Problems) -> Optional[ServiceEntry]
+    """The rule's own proto/port/source_port/icmp_type, if it has them."""
+    if "proto" not in data:
         for key in ("port", "source_port", "icmp_type"):
             if key in data:
                 problems.add("%s.%s" % (path, key), "'%s' needs 'proto' in the same rule (or use a service)" % key)
+        return None
+    protocol = parse_protocol(data["proto"], path + ".proto", problems)
+    if protocol is None or not check_not_null(data, ("port", "source_port", "icmp_type"), path, problems):
+        return None
+    return service_entry(protocol, data.get("port"), data.get("source_port"), data.get("icmp_type"), path, problems)
 
-    sources = destinations = None  # type: Optional[Tuple[AddressRef, ...]]
-    if "from" in data:
-        sources = parse_addresses_field(data["from"], path + ".from", problems, set_names, groups, hosts)
-    if "to" in data:
-        destinations = parse_addresses_field(data["to"], path + ".to", problems, set_names, groups, hosts)
 
+def _rule_interfaces(data, direction, path, problems):
+    # type: (Mapping[str, Any], str, str, Problems) -> Tuple[Optional[str], Optional[str]]
+    """(incoming, outgoing) interface of a rule."""
+    if direction != "forward":
+        parsed = _parse_interface(data["interface"], path + ".interface", problems) if "interface" in data else None
+        return (parsed, None) if direction == "inbound" else (None, parsed)
     in_interface = out_interface = None  # type: Optional[str]
-    if "interface" in data and direction != "forward":
-        parsed = _parse_interface(data["interface"], path + ".interface", problems)
-        if direction == "inbound":
-            in_interface = parsed
-        else:
-            out_interface = parsed
-    if "in_interface" in data and direction == "forward":
+    if "in_interface" in data:
         in_interface = _parse_interface(data["in_interface"], path + ".in_interface", problems)
-    if "out_interface" in data and direction == "forward":
+    if "out_interface" in data:
         out_interface = _parse_interface(data["out_interface"], path + ".out_interface", problems)
+    return in_interface, out_interface
 
+
+def _rule_action(data, entries, path, problems):
+    # type: (Mapping[str, Any], Sequence[ServiceEntry], str, Problems) -> Tuple[str, Optional[str]]
+    """(action, reject_with)."""
     action = "accept"
     if "action" in data:
         value = data["action"]
@@ -567,36 +371,66 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
             )
         else:
             action = value.lower()
-    reject_with = None  # type: Optional[str]
-    if "reject_with" in data:
-        value = data["reject_with"]
-        if action != "reject":
-            problems.add(path + ".reject_with", "reject_with only applies to action: reject")
-        elif not isinstance(value, str) or value not in REJECT_WITH:
-            problems.add(
-                path + ".reject_with",
-                "reject_with must be one of %s, got %r%s"
-                % (", ".join(sorted(REJECT_WITH)), value, did_you_mean(value, REJECT_WITH) if isinstance(value, str) else ""),
-            )
-        elif value == "tcp-reset" and (not entries or any(entry.protocol != "tcp" for entry in entries)):
-            problems.add(path + ".reject_with", "tcp-reset needs a rule that matches protocol tcp only")
-        else:
-            reject_with = value
+    if "reject_with" not in data:
+        return action, None
+    value = data["reject_with"]
+    if action != "reject":
+        problems.add(path + ".reject_with", "reject_with only applies to action: reject")
+    elif not isinstance(value, str) or value not in REJECT_WITH:
+        problems.add(
+            path + ".reject_with",
+            "reject_with must be one of %s, got %r%s"
+            % (", ".join(sorted(REJECT_WITH)), value, did_you_mean(value, REJECT_WITH) if isinstance(value, str) else ""),
+        )
+    elif value == "tcp-reset" and (not entries or any(entry.protocol != "tcp" for entry in entries)):
+        problems.add(path + ".reject_with", "tcp-reset needs a rule that matches protocol tcp only")
+    else:
+        return action, value
+    return action, None
 
+
+def _rule_priority(data, path, problems):
+    # type: (Mapping[str, Any], str, Problems) -> int
+    value = data.get("priority", DEFAULT_PRIORITY)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+        problems.add(path + ".priority", "priority must be an integer from 0 to 1000, got %r" % (value,))
+        return DEFAULT_PRIORITY
+    return value
+
+
+def parse_rule(raw, path, direction, problems, services, set_names, groups, hosts):
+    # type: (Any, str, str, Problems, Mapping[str, Optional[Tuple[ServiceEntry, ...]]], Collection[str], Collection[str], Collection[str]) -> Optional[PolicyRule]  # noqa: E501
+    if not is_mapping(raw):
+        problems.add(path, "a rule must be a mapping, got %s" % type_name(raw))
+        return None
+    start = len(problems.messages)
+    first_warning = len(warnings_of(problems))
+    data = canonical_keys(raw, path, problems)
+    _check_rule_keys(data, direction, path, problems)
+    entries, service_names, refused = _rule_services(data, path, problems, services) if "service" in data else ([], [], False)
+    own_entry = _rule_protocol(data, path, problems)
+    if own_entry is not None:
+        entries.append(own_entry)
+    sources = destinations = None  # type: Optional[Tuple[AddressRef, ...]]
+    if "from" in data:
+        sources = parse_addresses_field(data["from"], path + ".from", problems, set_names, groups, hosts)
+    if "to" in data:
+        destinations = parse_addresses_field(data["to"], path + ".to", problems, set_names, groups, hosts)
+    in_interface, out_interface = _rule_interfaces(data, direction, path, problems)
+    action, reject_with = _rule_action(data, entries, path, problems)
     log_prefix = _parse_log(data.get("log"), path + ".log", problems)
-    comment = None  # type: Optional[str]
-    if "comment" in data:
-        comment = _check_text(data["comment"], path + ".comment", problems, "comment", 200)
-    priority = DEFAULT_PRIORITY
-    if "priority" in data:
-        value = data["priority"]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
-            problems.add(path + ".priority", "priority must be an integer from 0 to 1000, got %r" % (value,))
-        else:
-            priority = value
-
+    comment = check_text(data["comment"], path + ".comment", problems, "comment", 200) if "comment" in data else None
+    priority = _rule_priority(data, path, problems)
+    if len(problems.messages) == start and not any(key in data for key in MATCH_KEYS):
+        problems.add(
+            path,
+            "this rule names no service, proto, from, to or interface, so it would match every packet; "
+            "if that is meant, say so with 'from: any'",
+        )
     if refused or len(problems.messages) != start:
         return None
+    rule_warnings = warnings_of(problems)[first_warning:]
+    del warnings_of(problems)[first_warning:]
     return PolicyRule(
         origin=path,
         direction=direction,
@@ -611,6 +445,7 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         log_prefix=log_prefix,
         comment=comment,
         priority=priority,
+        warnings=tuple(rule_warnings),
     )
 
 
@@ -619,17 +454,17 @@ def parse_rule_lists(raw, path, problems, services, set_names, groups, hosts):
     """{inbound: [...], outbound: [...], forward: [...]} -> rules in that order."""
     if raw is None:
         return ()
-    if not _is_mapping(raw):
+    if not is_mapping(raw):
         problems.add(path, "must be a mapping with inbound, outbound and/or forward rule lists, got %s" % type_name(raw))
         return ()
-    _check_keys(raw, DIRECTIONS, path, problems)
+    check_keys(raw, DIRECTIONS, path, problems)
     rules = []  # type: List[PolicyRule]
     for direction in DIRECTIONS:
         if direction not in raw or raw[direction] is None:
             continue
         direction_path = "%s.%s" % (path, direction)
         value = raw[direction]
-        if not _is_list(value):
+        if not is_list(value):
             problems.add(direction_path, "must be a list of rules, got %s" % type_name(value))
             continue
         for index, item in enumerate(value):
@@ -644,47 +479,56 @@ def parse_rule_lists(raw, path, problems, services, set_names, groups, hosts):
 def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
     # type: (Any, Any, Any, Collection[str], Collection[str]) -> FleetPolicy
     """Validate the fleet-wide variables; raise PolicyError listing every problem."""
-    problems = Problems()
+    problems = Findings()
     services = parse_services(raw_services, problems)
     address_sets = parse_address_sets(raw_addresses, problems, groups, hosts)
     set_names = set(address_sets)
-    if _is_mapping(raw_addresses):
+    if is_mapping(raw_addresses):
         # A set with its own problems still counts as defined, so references
         # to it do not add a second, misleading "unknown set" problem.
         set_names.update(name for name in raw_addresses if isinstance(name, str))
     # Likewise a service with problems: rules using it are refused without a second problem.
     usable_services = dict(services)  # type: Dict[str, Optional[Tuple[ServiceEntry, ...]]]
-    if _is_mapping(raw_services):
+    if is_mapping(raw_services):
         usable_services.update((name, None) for name in raw_services if isinstance(name, str) and name not in services)
     group_rules = {}  # type: Dict[str, Tuple[PolicyRule, ...]]
-    if raw_policy is not None and not _is_mapping(raw_policy):
+    if raw_policy is not None and not is_mapping(raw_policy):
         problems.add("fleetwall_policy", "must be a mapping of inventory group to rules, got %s" % type_name(raw_policy))
     elif raw_policy is not None:
         for group in sorted(raw_policy, key=str):
-            group_path = "fleetwall_policy.%s" % group
+            group_path = "fleetwall_policy.%s" % printable(group)
             if group not in groups:
-                problems.add(group_path, "unknown group '%s'%s" % (group, did_you_mean(str(group), groups)))
+                problems.add(group_path, "unknown group '%s'%s" % (printable(group), did_you_mean(str(group), groups)))
+                continue
+            if not SAFE_TEXT.match(group) or any(char in group for char in UNSAFE_CHARS):
+                problems.add(
+                    group_path,
+                    "a group with rules names them in iptables comments, so its name may hold printable ASCII "
+                    "only, without quotes or backslashes",
+                )
                 continue
             group_rules[group] = parse_rule_lists(
                 raw_policy[group], group_path, problems, usable_services, set_names, groups, hosts
             )
     problems.raise_if_any()
-    return FleetPolicy(services=services, address_sets=address_sets, group_rules=group_rules)
+    return FleetPolicy(
+        services=services, address_sets=address_sets, group_rules=group_rules, warnings=tuple(problems.warnings)
+    )
 
 
 def parse_host_settings(host, raw_default_policy, raw_baseline, raw_host_rules, fleet, groups, hosts):
     # type: (str, Any, Any, Any, FleetPolicy, Collection[str], Collection[str]) -> HostSettings
     """One host's own variables; raise PolicyError listing every problem."""
-    problems = Problems()
+    problems = Findings()
     prefix = "hostvars['%s']." % host
     default_policy = dict(DEFAULT_POLICY)
     log_default = False
     if raw_default_policy is not None:
         path = prefix + "fleetwall_default_policy"
-        if not _is_mapping(raw_default_policy):
+        if not is_mapping(raw_default_policy):
             problems.add(path, "must be a mapping like {inbound: drop, outbound: accept}, got %s" % type_name(raw_default_policy))
         else:
-            _check_keys(raw_default_policy, DIRECTIONS + ("log",), path, problems)
+            check_keys(raw_default_policy, DIRECTIONS + ("log",), path, problems)
             for direction in DIRECTIONS:
                 if direction in raw_default_policy:
                     value = raw_default_policy[direction]
@@ -705,10 +549,10 @@ def parse_host_settings(host, raw_default_policy, raw_baseline, raw_host_rules, 
         path = prefix + "fleetwall_baseline"
         if isinstance(raw_baseline, bool):
             baseline = {key: raw_baseline and value for key, value in BASELINE_DEFAULTS.items()}
-        elif not _is_mapping(raw_baseline):
+        elif not is_mapping(raw_baseline):
             problems.add(path, "must be true, false or a mapping of baseline item to true/false, got %s" % type_name(raw_baseline))
         else:
-            _check_keys(raw_baseline, tuple(BASELINE_DEFAULTS), path, problems)
+            check_keys(raw_baseline, tuple(BASELINE_DEFAULTS), path, problems)
             for key in BASELINE_DEFAULTS:
                 if key in raw_baseline:
                     if not isinstance(raw_baseline[key], bool):

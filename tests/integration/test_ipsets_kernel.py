@@ -1,6 +1,7 @@
-"""ipset address sets against the real kernel: what module_utils/ipsets.py writes is what
-`ipset save` reads back, a set-backed rule admits exactly the set's members, and an update
-swapped in under a live rule changes who gets in without cutting an open connection."""
+"""ipset address sets against the real kernel: what module_utils/ipsets.py and set_plan.py
+write is what `ipset save` reads back, a set-backed rule admits exactly the set's members,
+an update swapped in under a live rule changes who gets in without cutting an open
+connection, and the rollback puts the previous sets back from any step of a run."""
 
 from __future__ import annotations
 
@@ -11,14 +12,8 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import (
-    AddressSet,
-    address_set,
-    canonical_text,
-    destroy_script,
-    parse_save,
-    restore_script,
-)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set, canonical_text, parse_save
+from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import plan_sets
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Chain, FamilyRuleset, Rule, Table
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, simulate
 from ansible_collections.fleetwall.iptables.tests.integration.lab import SERVER_IF, Lab, Sender, build_lab, kernel_decision
@@ -93,10 +88,10 @@ def ipset(namespace: Namespace, argv: List[str], stdin: str = "") -> str:
 
 
 def converge_sets(namespace: Namespace, desired: List[AddressSet]) -> None:
-    live = parse_save(ipset(namespace, ["save"]))
-    script = restore_script(desired, live)
-    if script:
-        ipset(namespace, ["restore"], script)
+    """The ruleset module's set phases before the rules: new sets, then changed ones swapped in."""
+    plan = plan_sets(desired, ipset(namespace, ["save"]))
+    if plan.prepare + plan.update:
+        ipset(namespace, ["-exist", "restore"], plan.prepare + plan.update)
 
 
 @pytest.fixture
@@ -191,8 +186,22 @@ def test_a_set_a_rule_still_uses_is_not_destroyed_by_an_update(lab: Lab) -> None
 def test_a_stale_set_is_destroyed_once_no_rule_uses_it(namespace: Namespace) -> None:
     converge_sets(namespace, [web_set(4, MEMBERS[4], []), address_set("fw4-old", 4, ["10.8.0.0/16"])])
     ipset(namespace, ["create", "f2b-sshd", "hash:ip"])
-    ipset(namespace, ["restore"], destroy_script([web_set(4, MEMBERS[4], [])], parse_save(ipset(namespace, ["save"]))))
+    plan = plan_sets([web_set(4, MEMBERS[4], [])], ipset(namespace, ["save"]))
+    ipset(namespace, ["-exist", "restore"], plan.cleanup)
     assert sorted(ipset(namespace, ["list", "-name"]).split()) == sorted(["f2b-sshd", SET_NAME[4]])
+
+
+@pytest.mark.parametrize("steps_done", [0, 1, 2, 3], ids=["nothing", "prepared", "updated", "cleaned up"])
+def test_the_rollback_restores_the_previous_sets_from_any_step_of_a_run(namespace: Namespace, steps_done: int) -> None:
+    previous = [web_set(4, MEMBERS[4], EXCEPTIONS[4]), address_set("fw4-old", 4, ["10.8.0.0/16"])]
+    converge_sets(namespace, previous)
+    saved_before = ipset(namespace, ["save"])
+    plan = plan_sets([web_set(4, ["10.1.0.9/32"], []), address_set("fw4-new", 4, ["10.7.0.0/16"])], saved_before)
+    for text in (plan.prepare, plan.update, plan.cleanup)[:steps_done]:
+        ipset(namespace, ["-exist", "restore"], text)
+    ipset(namespace, ["-exist", "restore"], plan.rollback)
+    ipset(namespace, ["-exist", "restore"], plan.rollback_cleanup)
+    assert canonical_text(parse_save(ipset(namespace, ["save"])).values()) == canonical_text(parse_save(saved_before).values())
 
 
 # ------------------------------------------------------ the simulator against the kernel

@@ -13,10 +13,8 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import (
     address_set,
     canonical_member,
     canonical_text,
-    destroy_script,
     member_changes,
     parse_save,
-    restore_script,
     set_name,
     sizing,
 )
@@ -99,33 +97,6 @@ def test_saved_text_and_the_desired_set_compare_equal_despite_hash_order_and_has
 def test_parse_save_refuses_a_fleetwall_set_of_another_type() -> None:
     with pytest.raises(SetTextError, match="line 1"):
         parse_save("create fw4-x hash:ip family inet hashsize 64 maxelem 65536\n")
-
-
-def test_an_equal_set_needs_no_restore() -> None:
-    assert restore_script([web_v4()], parse_save(SAVED)) == ""
-
-
-def test_a_new_set_is_created_and_filled() -> None:
-    assert restore_script([web_v4()], {}) == (
-        "create fw4-group:web hash:net family inet hashsize 64 maxelem 65536\n"
-        "add fw4-group:web 10.0.0.0/24\n"
-        "add fw4-group:web 10.0.1.2\n"
-        "add fw4-group:web 10.0.0.5 nomatch\n"
-    )
-
-
-def test_a_changed_set_is_filled_as_a_twin_and_swapped_in() -> None:
-    script = restore_script([web_v4("10.0.0.0/24")], parse_save(SAVED))
-    assert script.splitlines()[-2:] == ["swap fw4-group:web-new fw4-group:web", "destroy fw4-group:web-new"]
-
-
-def test_a_twin_left_by_an_interrupted_update_is_destroyed_first() -> None:
-    live = parse_save(SAVED + "create fw4-group:web-new hash:net family inet hashsize 64 maxelem 65536\n")
-    assert restore_script([web_v4("10.0.0.0/24")], live).splitlines()[0] == "destroy fw4-group:web-new"
-
-
-def test_sets_no_longer_wanted_are_destroyed_and_foreign_ones_are_not() -> None:
-    assert destroy_script([web_v4()], parse_save(SAVED)) == "destroy fw6-group:web\n"
 
 
 def test_member_changes_name_what_an_update_adds_and_removes() -> None:
