@@ -41,20 +41,29 @@ GUARD_PLAY = """\
 - name: Prove that every host runs inside its own test namespace
   hosts: all
   gather_facts: false
+  any_errors_fatal: true
   tasks:
     - name: Where am I
       ansible.builtin.command: ip netns identify
       register: where
       changed_when: false
+      check_mode: false
       failed_when: where.stdout != fleetwall_test_namespace or fleetwall_test_namespace is not match('^fwit-[0-9]+-[0-9]+$')
+"""
+
+
+SITE_BY_FQCN = """\
+- name: Roll out with the collection's own site playbook
+  ansible.builtin.import_playbook: fleetwall.iptables.site
 """
 
 
 class Fleet:
     """Two namespace hosts and an inventory that reaches them."""
 
-    def __init__(self, make_namespace, tmp_path: Path) -> None:
+    def __init__(self, make_namespace, tmp_path: Path, collections_root: Path = COLLECTIONS_ROOT) -> None:
         self.tmp = tmp_path
+        self.collections_root = collections_root
         self.namespaces: Dict[str, Namespace] = {}
         inventory: Dict[str, Any] = {"all": {"vars": {
             "ansible_connection": "local",
@@ -78,8 +87,7 @@ class Fleet:
                 "fleetwall_firewall_backup_dir": str(self.root(host) / "var/lib/fleetwall"),
             }
         (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-        site = (REPO / "playbooks" / "site.yml").read_text()
-        (tmp_path / "site.yml").write_text(GUARD_PLAY + "\n" + site.split("\n", 1)[1])
+        self.write_play("site.yml", SITE_BY_FQCN)
 
     def root(self, host: str) -> Path:
         return self.tmp / "root" / host
@@ -92,7 +100,7 @@ class Fleet:
         """Run a guarded playbook (site.yml unless told); return the recap per host."""
         for namespace in self.namespaces.values():
             namespace.guard()
-        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1",
+        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(self.collections_root), ANSIBLE_NOCOLOR="1",
                            ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local"), ANSIBLE_HOME=str(self.tmp / "ansible-home"))
         completed = subprocess.run(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(self.tmp / "inventory.yml"),
