@@ -45,26 +45,31 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_without_a_render_dir_it_writes_into_rendered_in_the_current_directory(workdir):
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """One run without fleetwall_render_dir, from a scratch working directory."""
+    workdir = tmp_path_factory.mktemp("render")
     completed = render(workdir, POLICY)
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert sorted(path.name for path in (workdir / "rendered").iterdir()) == [
+    return workdir
+
+
+def test_without_a_render_dir_it_writes_into_rendered_in_the_current_directory(rendered):
+    assert sorted(path.name for path in (rendered / "rendered").iterdir()) == [
         "db1.v4", "db1.v6", "db1.warnings", "web1.v4", "web1.v6"]
 
 
-def test_nothing_is_written_inside_the_playbook_directory(workdir):
-    render(workdir, POLICY)
+def test_nothing_is_written_inside_the_playbook_directory(rendered):
     assert not (REPO / "playbooks" / "rendered").exists()
 
 
-def test_a_host_with_compile_warnings_gets_them_one_a_line(workdir):
-    render(workdir, POLICY, "-e", "fleetwall_render_dir=%s" % (workdir / "out"))
-    lines = (workdir / "out" / "db1.warnings").read_text().split("\n")
+def test_a_host_with_compile_warnings_gets_them_one_a_line(rendered):
+    lines = (rendered / "rendered" / "db1.warnings").read_text().split("\n")
     assert [line[:62] for line in lines] == ["fleetwall_policy.db.inbound[1] is redundant: fleetwall_policy.", ""]
 
 
 def test_a_stale_warnings_file_goes_once_the_host_no_longer_warns(workdir):
-    render(workdir, POLICY)
+    render(workdir, POLICY, "-e", "fleetwall_render_dir=%s" % (workdir / "rendered"))
     render(workdir, {"web": POLICY["web"], "db": {"inbound": POLICY["db"]["inbound"][:1]}})
     assert not (workdir / "rendered" / "db1.warnings").exists()
 
