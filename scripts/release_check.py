@@ -27,7 +27,7 @@ def changelog_problems(rst: str, changes: Dict) -> List[str]:
     names = new_items(release)
     problems += ["%s is not listed as new" % role for role in ("fleetwall_firewall", "fleetwall_persistence")
                  if role not in names]
-    changes_part, _, new_part = rst.partition("\nNew ")
+    changes_part, new_part = (rst.split("\nNew ", 1) + [""])[:2]
     for name in names:
         listed = len(re.findall(r"(?m)^- %s - " % re.escape(name), new_part))
         announced = re.findall(r"(?m)^- %s(?: \w+)? - new " % re.escape(name), changes_part)
