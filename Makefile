@@ -4,12 +4,12 @@ SHELL := /bin/bash
 VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: help bootstrap demo test sanity units integration benchmark clean
+.PHONY: help bootstrap demo test sanity units integration benchmark docs release-check clean
 
 help:
 	@echo "make demo   - build a lab of network-namespace hosts and show what the example policy lets through"
 	@echo "make test   - run every test: sanity, units, integration (real iptables in namespaces)"
-	@echo "make units | sanity | integration | benchmark"
+	@echo "make units | sanity | integration | benchmark | docs | release-check"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -31,6 +31,12 @@ integration: bootstrap
 
 benchmark: bootstrap
 	@$(VENV)/bin/python benchmarks/compile.py
+
+docs: bootstrap
+	@scripts/docs-site.sh
+
+release-check: bootstrap
+	@scripts/release-check.sh
 
 clean:
 	rm -rf .build .pytest_cache .hypothesis tests/output

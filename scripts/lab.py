@@ -219,10 +219,10 @@ def write_connection_inventory(hosts: dict[str, list[str]]) -> None:
             "      ansible_ssh_common_args: -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o IdentitiesOnly=yes",
             f"      ansible_python_interpreter: {sys.executable}",
             "      fleetwall_become: false",
-            f"      firewall_backup_dir: {root}/var/lib/fleetwall",
-            f"      persistence_root: {root}",
-            "      persistence_install_packages: false",
-            "      persistence_manage_services: false",
+            f"      fleetwall_firewall_backup_dir: {root}/var/lib/fleetwall",
+            f"      fleetwall_persistence_root: {root}",
+            "      fleetwall_persistence_install_packages: false",
+            "      fleetwall_persistence_manage_services: false",
         ]
     (LAB_DIR / "connection.yml").write_text("\n".join(lines) + "\n")
 

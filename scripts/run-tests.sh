@@ -26,6 +26,8 @@ run_suite() {
 run_suite "ansible-test sanity" scripts/ansible-test.sh sanity
 run_suite "ansible-test units" scripts/ansible-test.sh units
 run_suite "ansible-lint (production profile)" scripts/lint.sh
+run_suite "release artefacts (changelog lint and trial release, execution environment)" scripts/release-check.sh
+run_suite "docs site (antsibull-docs lint and Sphinx build)" scripts/docs-site.sh
 run_suite "unit tests (pytest)" .venv/bin/python -m pytest tests/unit -q -p no:cacheprovider
 run_suite "integration (real iptables in network namespaces)" \
     .venv/bin/python -m pytest tests/integration -q -p no:cacheprovider

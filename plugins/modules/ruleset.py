@@ -115,12 +115,14 @@ requirements:
   - iptables (nf_tables or legacy backend) with iptables-save, iptables-restore, ip6tables-save, ip6tables-restore
 notes:
   - The watchdog is a detached process started from the module. It survives the end of the SSH session, but not a
-    reboot; persisting rulesets across reboots is the job of the P(fleetwall.iptables.persistence#role) role.
+    reboot; persisting rulesets across reboots is the job of the P(fleetwall.iptables.fleetwall_persistence#role) role.
   - Only the C(filter) table is managed. Other tables (C(nat), C(mangle), ...) are never changed.
 seealso:
   - plugin: fleetwall.iptables.compile_ruleset
     plugin_type: filter
-  - module: community.general.iptables_state
+  - name: community.general.iptables_state
+    description: Saves and restores the rules of one address family from a file (not a dependency of this collection).
+    link: https://docs.ansible.com/ansible/latest/collections/community/general/iptables_state_module.html
 """
 
 EXAMPLES = r"""

@@ -41,28 +41,37 @@ GUARD_PLAY = """\
 - name: Prove that every host runs inside its own test namespace
   hosts: all
   gather_facts: false
+  any_errors_fatal: true
   tasks:
     - name: Where am I
       ansible.builtin.command: ip netns identify
       register: where
       changed_when: false
+      check_mode: false
       failed_when: where.stdout != fleetwall_test_namespace or fleetwall_test_namespace is not match('^fwit-[0-9]+-[0-9]+$')
+"""
+
+
+SITE_BY_FQCN = """\
+- name: Roll out with the collection's own site playbook
+  ansible.builtin.import_playbook: fleetwall.iptables.site
 """
 
 
 class Fleet:
     """Two namespace hosts and an inventory that reaches them."""
 
-    def __init__(self, make_namespace, tmp_path: Path) -> None:
+    def __init__(self, make_namespace, tmp_path: Path, collections_root: Path = COLLECTIONS_ROOT) -> None:
         self.tmp = tmp_path
+        self.collections_root = collections_root
         self.namespaces: Dict[str, Namespace] = {}
         inventory: Dict[str, Any] = {"all": {"vars": {
             "ansible_connection": "local",
             "fleetwall_become": False,
             "fleetwall_policy": POLICY,
-            "persistence_install_packages": False,
-            "persistence_manage_services": False,
-            "firewall_rollback_timeout": 0,
+            "fleetwall_persistence_install_packages": False,
+            "fleetwall_persistence_manage_services": False,
+            "fleetwall_firewall_rollback_timeout": 0,
         }, "children": {}}}
         for host, (group, addresses) in HOSTS.items():
             namespace = make_namespace()
@@ -74,25 +83,28 @@ class Fleet:
                 "ansible_python_interpreter": str(wrapper),
                 "fleetwall_test_namespace": namespace.name,
                 "fleetwall_host_addresses": addresses,
-                "persistence_root": str(self.root(host)),
-                "firewall_backup_dir": str(self.root(host) / "var/lib/fleetwall"),
+                "fleetwall_persistence_root": str(self.root(host)),
+                "fleetwall_firewall_backup_dir": str(self.root(host) / "var/lib/fleetwall"),
             }
         (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-        site = (REPO / "playbooks" / "site.yml").read_text()
-        (tmp_path / "site.yml").write_text(GUARD_PLAY + "\n" + site.split("\n", 1)[1])
+        self.write_play("site.yml", SITE_BY_FQCN)
 
     def root(self, host: str) -> Path:
         return self.tmp / "root" / host
 
-    def run(self, *extra: str) -> Dict[str, Dict[str, int]]:
-        """Run the guarded site.yml; return the recap per host."""
+    def write_play(self, name: str, play: str) -> None:
+        """A playbook next to site.yml, behind the same namespace guard."""
+        (self.tmp / name).write_text(GUARD_PLAY + "\n" + play)
+
+    def run(self, *extra: str, playbook: str = "site.yml") -> Dict[str, Dict[str, int]]:
+        """Run a guarded playbook (site.yml unless told); return the recap per host."""
         for namespace in self.namespaces.values():
             namespace.guard()
-        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1",
+        environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(self.collections_root), ANSIBLE_NOCOLOR="1",
                            ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local"), ANSIBLE_HOME=str(self.tmp / "ansible-home"))
         completed = subprocess.run(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(self.tmp / "inventory.yml"),
-             str(self.tmp / "site.yml"), *extra],
+             str(self.tmp / playbook), *extra],
             capture_output=True, text=True, env=environment, timeout=300, check=False,
         )
         self.output = completed.stdout + completed.stderr
@@ -103,6 +115,12 @@ class Fleet:
         if not stats:
             raise AssertionError("ansible-playbook printed no recap (exit %d):\n%s" % (completed.returncode, self.output[-6000:]))
         return stats
+
+    def state(self) -> Dict[str, Any]:
+        """Every host's live filter tables and every file the roles wrote."""
+        files = {str(path.relative_to(self.tmp)): path.read_text()
+                 for path in sorted((self.tmp / "root").rglob("*")) if path.is_file()}
+        return {"live": {host: (self.filter_table(host, 4), self.filter_table(host, 6)) for host in HOSTS}, "files": files}
 
     def filter_table(self, host: str, family: int) -> str:
         text = canonical_text(self.namespaces[host].save(family))
@@ -152,7 +170,7 @@ def test_check_mode_changes_nothing_on_any_host(fleet):
 
 
 def test_redhat_branch_writes_the_sysconfig_files(fleet):
-    stats = fleet.run("-e", "persistence_os_family=RedHat")
+    stats = fleet.run("-e", "fleetwall_persistence_os_family=RedHat")
     assert failures(stats) == [0, 0]
     sysconfig = fleet.root("db1") / "etc/sysconfig"
     assert (sysconfig / "iptables").read_text() == fleet.filter_table("db1", 4)
@@ -161,7 +179,7 @@ def test_redhat_branch_writes_the_sysconfig_files(fleet):
 
 
 def test_coexist_mode_persists_only_fleetwall_chains(fleet):
-    stats = fleet.run("-e", "firewall_mode=coexist")
+    stats = fleet.run("-e", "fleetwall_firewall_mode=coexist")
     assert failures(stats) == [0, 0]
     persisted = (fleet.root("web1") / "etc/iptables/rules.v4").read_text()
     assert ":INPUT ACCEPT [0:0]" in persisted and "-A INPUT -m comment --comment fleetwall -j FWL-INPUT" in persisted
@@ -175,3 +193,70 @@ def test_a_bad_policy_stops_the_rollout_before_any_host_changes(fleet):
     assert any(failures(stats)) and changed(stats) == [0, 0]
     assert "fleetwall_policy.db.inbound[0].from: unknown group 'wbe' (did you mean 'web'?)" in fleet.output
     assert (fleet.filter_table("web1", 4), fleet.filter_table("db1", 4)) == ("", "")
+
+
+def test_apply_tag_alone_compiles_and_applies_without_persisting(fleet):
+    stats = fleet.run("--tags", "fleetwall_apply")
+    assert failures(stats) == [0, 0]
+    assert (fleet.filter_table("db1", 4) != "", (fleet.root("db1") / "etc/iptables/rules.v4").exists()) == (True, False)
+
+
+def test_persist_tag_alone_compiles_and_writes_the_rules_files_without_applying(fleet):
+    stats = fleet.run("--tags", "fleetwall_persist")
+    assert failures(stats) == [0, 0]
+    persisted = (fleet.root("db1") / "etc/iptables/rules.v4").read_text()
+    assert ("--dport 5432" in persisted, fleet.filter_table("db1", 4)) == (True, "")
+
+
+def test_a_misspelt_role_variable_fails_naming_it_before_any_host_changes(fleet):
+    stats = fleet.run("-e", "fleetwall_firewall_rollbak_timeout=0")
+    assert any(failures(stats)) and changed(stats) == [0, 0]
+    assert "unknown variable(s) fleetwall_firewall_rollbak_timeout" in fleet.output
+
+
+def test_persistence_role_without_facts_asks_to_gather_them(fleet):
+    fleet.write_play("persist-only.yml", """\
+- name: Persist without gathered facts
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: fleetwall.iptables.fleetwall_persistence
+""")
+    stats = fleet.run(playbook="persist-only.yml")
+    assert any(failures(stats))
+    assert "this host's os_family is 'unknown (gather facts first)'" in fleet.output
+
+
+# The variables of geerlingguy.firewall and linux-system-roles.firewall, set as a play that includes those roles next
+# to ours would set them, and the generic names fleetwall's own roles had before they took the fleetwall_ prefix
+# (with those names, coexist mode, no persistence and the RedHat branch would change what the roles do).
+NEIGHBOUR_VARIABLES = {
+    "firewall_state": "started",
+    "firewall_enabled_at_boot": True,
+    "firewall_flush_rules_and_chains": False,
+    "firewall_template": "firewall.bash.j2",
+    "firewall_allowed_tcp_ports": ["22", "25", "80"],
+    "firewall_allowed_udp_ports": ["53"],
+    "firewall_forwarded_tcp_ports": [{"src": "22", "dest": "2222"}],
+    "firewall_forwarded_udp_ports": [],
+    "firewall_additional_rules": ["iptables -A INPUT -p tcp --dport 8080 -j ACCEPT"],
+    "firewall_enable_ipv6": False,
+    "firewall_ip6_additional_rules": [],
+    "firewall_log_dropped_packets": True,
+    "firewall_disable_firewalld": True,
+    "firewall_disable_ufw": True,
+    "firewall": [{"service": "http", "state": "enabled"}, {"port": "443/tcp", "state": "enabled"}],
+    "firewall_disable_conflicting_services": True,
+    "firewall_mode": "coexist",
+    "firewall_persist": False,
+    "firewall_rollback_timeout": 30,
+    "persistence_os_family": "RedHat",
+    "persistence_mode": "coexist",
+}
+
+
+def test_other_firewall_roles_variables_change_nothing(fleet):
+    fleet.run()
+    before = fleet.state()
+    stats = fleet.run("-e", json.dumps(NEIGHBOUR_VARIABLES))
+    assert (failures(stats), changed(stats), fleet.state()) == ([0, 0], [0, 0], before)

@@ -1,0 +1,80 @@
+"""playbooks/render.yml run by ansible-playbook: where it writes, what it writes, and all hosts or none.
+
+render.yml runs on the controller only (hosts: localhost, no target connection),
+so these tests need no namespace; they run the real playbook from a scratch
+working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS_ROOT = REPO / ".build" / "pytest"
+HOSTS = {"web1": ("web", "10.9.0.1"), "db1": ("db", "10.9.0.2")}
+POLICY = {
+    "web": {"inbound": [{"service": "http", "from": "any"}]},
+    "db": {"inbound": [{"service": "postgres", "from": "group:web"}, {"service": "postgres", "from": "10.9.0.1"}]},
+}
+
+
+def render(tmp: Path, policy: Dict[str, Any], *extra: str) -> subprocess.CompletedProcess:
+    inventory: Dict[str, Any] = {"all": {"vars": {"fleetwall_policy": policy}, "children": {}}}
+    for host, (group, address) in HOSTS.items():
+        inventory["all"]["children"].setdefault(group, {"hosts": {}})["hosts"][host] = {
+            "fleetwall_host_addresses": [address]}
+    (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1",
+                       ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-local"), ANSIBLE_HOME=str(tmp / "ansible-home"), PWD=str(tmp))
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp / "inventory.yml"),
+         str(REPO / "playbooks" / "render.yml"), *extra],
+        cwd=tmp, capture_output=True, text=True, env=environment, timeout=300, check=False,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """One run without fleetwall_render_dir, from a scratch working directory."""
+    workdir = tmp_path_factory.mktemp("render")
+    completed = render(workdir, POLICY)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return workdir
+
+
+def test_without_a_render_dir_it_writes_into_rendered_in_the_current_directory(rendered):
+    assert sorted(path.name for path in (rendered / "rendered").iterdir()) == [
+        "db1.v4", "db1.v6", "db1.warnings", "web1.v4", "web1.v6"]
+
+
+def test_nothing_is_written_inside_the_playbook_directory(rendered):
+    assert not (REPO / "playbooks" / "rendered").exists()
+
+
+def test_a_host_with_compile_warnings_gets_them_one_a_line(rendered):
+    lines = (rendered / "rendered" / "db1.warnings").read_text().split("\n")
+    assert [line[:62] for line in lines] == ["fleetwall_policy.db.inbound[1] is redundant: fleetwall_policy.", ""]
+
+
+def test_a_stale_warnings_file_goes_once_the_host_no_longer_warns(workdir):
+    render(workdir, POLICY, "-e", "fleetwall_render_dir=%s" % (workdir / "rendered"))
+    render(workdir, {"web": POLICY["web"], "db": {"inbound": POLICY["db"]["inbound"][:1]}})
+    assert not (workdir / "rendered" / "db1.warnings").exists()
+
+
+def test_a_policy_that_fails_for_one_host_writes_no_host_files(workdir):
+    bad = {"web": POLICY["web"], "db": {"inbound": [{"service": "postgres", "from": "group:wbe"}]}}
+    completed = render(workdir, bad)
+    assert (completed.returncode, (workdir / "rendered").exists()) == (2, False)
