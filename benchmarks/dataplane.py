@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+# Copyright: fleetwall contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a long source list costs every new connection: linear rules against one ipset set.
 
 In two network namespaces joined by a veth pair (a client and a server), the
@@ -38,9 +39,8 @@ import statistics
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS_ROOT = ROOT / ".build" / "pytest"
