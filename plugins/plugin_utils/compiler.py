@@ -29,10 +29,14 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.analysis import
     NO_NAMES,
     Expansion,
     IntervalCache,
+    connection_port,
+    expansion_warning,
+    foreign_address_warning,
     is_host_rule,
     raw_references,
     rule_references,
     shadow_warnings,
+    ssh_warnings,
     unused_definitions,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
@@ -158,7 +162,7 @@ def expand_rule(rule, resolve):
 def _expand(rule, resolve):
     # type: (PolicyRule, Any) -> Expansion
     """expand_rule, plus the resolved sources and destinations."""
-    warnings = []  # type: List[str]
+    warnings = list(rule.warnings)
     sources = resolve(rule.sources, rule.origin + ".from") if rule.sources is not None else None
     destinations = resolve(rule.destinations, rule.origin + ".to") if rule.destinations is not None else None
     for networks, key in ((sources, "from"), (destinations, "to")):
@@ -207,6 +211,9 @@ def _expand(rule, resolve):
             "%s produces no rule: its addresses and protocols have no address family in common; the rule is left out"
             % rule.origin
         )
+    too_big = expansion_warning(rule, (results[0], results[1], (), sources, destinations))
+    if too_big:
+        warnings.append(too_big)
     return results[0], results[1], tuple(warnings), sources, destinations
 
 
@@ -416,6 +423,7 @@ class FleetCompiler:
                 "host '%s' sees different %s than host '%s'; define them once for the fleet (group_vars/all)"
                 % (host, " / ".join(FLEET_VARIABLES), self._variants[0].first_host)
             )
+        warnings.extend(policy.warnings)
         received = []  # type: List[Expansion]
         for rule in rules:
             expanded = expansions.get(rule.origin)
@@ -440,6 +448,7 @@ class FleetCompiler:
                 variant.shadows[key] = shadows
             warnings.extend(shadows)
             self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
+        warnings.extend(self._host_warnings(host, host_vars, variant, settings, zip(rules, received)))
 
         families = []  # type: List[FamilyRuleset]
         for family in (4, 6):
@@ -451,6 +460,23 @@ class FleetCompiler:
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
             families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),)))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
+
+    def _host_warnings(self, host, host_vars, variant, settings, received):
+        # type: (str, Mapping[str, Any], _PolicyVariant, HostSettings, Iterable[Tuple[PolicyRule, Expansion]]) -> List[str]
+        """What only this host makes of its rules: rules naming only other hosts, and SSH."""
+        received = list(received)
+        host_groups = self.groups_of(host)
+        warnings = []  # type: List[str]
+        for rule, _expansion in received:
+            foreign = foreign_address_warning(rule, host, host_groups)
+            if foreign:
+                warnings.append(foreign)
+        port = connection_port(host_vars)
+        if port is not None:
+            warnings.extend(
+                ssh_warnings(host, port, settings.default_policy["inbound"], received, variant.policy.services)
+            )
+        return warnings
 
     def _expand(self, variant, rule):
         # type: (_PolicyVariant, PolicyRule) -> Expansion
