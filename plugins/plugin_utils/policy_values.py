@@ -189,6 +189,8 @@ def _builtin_ports():
 
 
 _BUILTIN_PORTS = _builtin_ports()
+# Written as themselves far more often than as YAML octal (025 is 21, 027 is 23).
+_FTP_AND_TELNET = (20, 21, 23)
 
 
 def yaml_number_trap(value):
@@ -202,17 +204,17 @@ def yaml_number_trap(value):
     quoted port is never an integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value in _BUILTIN_PORTS:
         return None
+    octal = "%o" % value
+    if value >= 8 and value not in _FTP_AND_TELNET and int(octal) in _BUILTIN_PORTS:
+        return (
+            "port %d may be YAML's octal reading of the unquoted 0%s; write '%d' (quoted, without the leading 0) "
+            "if port %s is meant, or quote the port ('%d') if %d is meant" % (value, octal, int(octal), octal, value, value)
+        )
     hours, minutes = divmod(value, 60)
     if 1 <= hours < minutes and value % 10:
         return (
             "port %d may be YAML's base-60 reading of the unquoted range %d:%d; write a range quoted, as '%d-%d', "
             "or quote the port ('%d') if %d is meant" % (value, hours, minutes, hours, minutes, value, value)
-        )
-    octal = "%o" % value
-    if value >= 8 and int(octal) in _BUILTIN_PORTS:
-        return (
-            "port %d may be YAML's octal reading of the unquoted 0%s; write '%d' (quoted, without the leading 0) "
-            "if port %s is meant, or quote the port ('%d') if %d is meant" % (value, octal, int(octal), octal, value, value)
         )
     return None
 
