@@ -379,9 +379,13 @@ class CoverIndex:
             for key in set(dimension_keys):
                 buckets.setdefault(key, []).append(position)
 
-    def candidates(self, rule, expansion):
-        # type: (PolicyRule, Expansion) -> Optional[List[int]]
-        """Positions of earlier rules that may cover ``rule``, in order; None: any of them may."""
+    DIMENSIONS = ("service", "from", "to", "in_interface", "out_interface")
+
+    def candidates(self, rule, expansion, dimensions=DIMENSIONS):
+        # type: (PolicyRule, Expansion, Sequence[str]) -> Optional[List[int]]
+        """Positions of earlier rules that may cover ``rule``, in order; None: any of them may.
+
+        The smallest of ``dimensions`` answers (one alone: the tests check each)."""
         families = (4, 6) if expansion[0] and expansion[1] else ((4,) if expansion[0] else (6,))
         queries = (
             _service_queries(rule.entries, families),
@@ -392,8 +396,8 @@ class CoverIndex:
         )
         best = None  # type: Optional[List[List[int]]]
         best_size = 0
-        for buckets, keys in zip(self._buckets, queries):
-            if keys is None:
+        for name, buckets, keys in zip(self.DIMENSIONS, self._buckets, queries):
+            if keys is None or name not in dimensions:
                 continue
             found = [buckets[key] for key in set(keys) if key in buckets]
             size = sum(len(positions) for positions in found)
