@@ -169,3 +169,12 @@ def test_ssh_redefined_away_from_the_connection_port():
 
 def test_ssh_redefined_to_the_connection_port_is_no_warning():
     assert warnings_of(services={"ssh": "tcp/2222"}, host_vars={"web1": {"ansible_port": "2222"}}) == ()
+
+
+def test_an_ipv4_mapped_address_in_an_address_set_is_a_fleet_warning():
+    kwargs = with_web_rules({"service": "http", "from": "partners"})
+    kwargs["addresses"] = {"office": ["203.0.113.0/24"], "partners": ["198.51.100.0/24", "::ffff:198.51.100.7"]}
+    assert warnings_of("db1", **kwargs) == (
+        "fleetwall_addresses.partners[1]: ::ffff:198.51.100.7/128 is IPv4-mapped IPv6, which no packet on the wire "
+        "carries, so it never matches; IPv4 traffic is matched by 198.51.100.7/32",
+    )
