@@ -250,7 +250,6 @@ def rule_references(rules):
     return services, sets
 
 
-
 # ---------------------------------------------------------------- the index of earlier rules
 
 # A port range at most this wide is indexed port by port; a wider one by blocks of ports.
@@ -514,7 +513,7 @@ def foreign_address_warning(rule, host, host_groups):
 def connection_port(host_vars):
     # type: (Mapping[str, Any]) -> Optional[int]
     """The TCP port Ansible reaches the host on over SSH; None if it does not use SSH or the port is unclear."""
-    connection = str(host_vars.get("ansible_connection") or "ssh").split(".")[-1]
+    connection = str(host_vars.get("ansible_connection") or "ssh").rsplit(".", maxsplit=1)[-1]
     if connection in _NON_SSH_CONNECTIONS:
         return None
     port = host_vars.get("ansible_port", host_vars.get("ansible_ssh_port", 22))

@@ -17,7 +17,7 @@ from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 def without_ssh_warning(warnings: Tuple[str, ...]) -> Tuple[str, ...]:
     """The warnings apart from 'no inbound rule accepts SSH': these tests give hosts no SSH rule on purpose
-    (test_ssh_warnings.py pins that warning)."""
+    (test_meaning_warnings.py pins that warning)."""
     return tuple(warning for warning in warnings if "no inbound rule accepts SSH" not in warning)
 
 

@@ -13,8 +13,9 @@ from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 def without_ssh_warning(warnings: Tuple[str, ...]) -> Tuple[str, ...]:
     """The warnings apart from 'no inbound rule accepts SSH': these tests give hosts no SSH rule on purpose
-    (test_ssh_warnings.py pins that warning)."""
+    (test_meaning_warnings.py pins that warning)."""
     return tuple(warning for warning in warnings if "no inbound rule accepts SSH" not in warning)
+
 
 # The shared inventory (fleet.py): bastion 10.0.0.2, web1/web2 10.0.1.1-2, db1 10.0.2.1,
 # each with an IPv6 address fd00::...; groups bastion, web, db.
