@@ -432,6 +432,57 @@ def measure(size: int, seed: int, jinja_sample: int, trace_memory: bool) -> Dict
     return row
 
 
+# ---------------------------------------------------------------- adversarial cases (issue 10)
+
+
+def adversarial_inventory(policy: Dict[str, Any], host_rules: Any = None) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
+    """Two hosts: 'target', in group 'target' with these rules, and 'admin', from which SSH is allowed."""
+    fleet_vars = {"fleetwall_policy": policy, "fleetwall_addresses": {}}
+    hostvars = {
+        "target": dict(fleet_vars, ansible_host="10.0.0.1", ansible_default_ipv6={"address": "fd00::1"}),
+        "admin": dict(fleet_vars, ansible_host="10.0.0.2", ansible_default_ipv6={"address": "fd00::2"}),
+    }
+    if host_rules is not None:
+        hostvars["target"]["fleetwall_host_rules"] = host_rules
+    return hostvars, {"all": ["admin", "target"], "ungrouped": ["admin"], "target": ["target"]}
+
+
+def adversarial_cases(blocklist: int, host_rules: int) -> List[Tuple[str, Tuple[Dict[str, Any], Dict[str, List[str]]]]]:
+    ssh = {"service": "ssh", "from": "host:admin"}
+    cases = []
+    if blocklist:
+        addresses = ["%d.%d.%d.1" % (11 + index // 65536, index // 256 % 256, index % 256) for index in range(blocklist)]
+        policy = {"target": {"inbound": [ssh, {"from": addresses, "action": "drop", "priority": 100}]}}
+        cases.append(("from: of %s addresses (a blocklist)" % "{:,}".format(blocklist), adversarial_inventory(policy)))
+    if host_rules:
+        rules = [{"proto": "tcp", "port": str(1 + index % 65535), "from": "10.%d.%d.0/24" % (index // 256 % 256, index % 256)}
+                 for index in range(host_rules)]
+        policy = {"target": {"inbound": [ssh]}}
+        cases.append(("%s rules of one host" % "{:,}".format(host_rules), adversarial_inventory(policy, {"inbound": rules})))
+    return cases
+
+
+def measure_adversarial(blocklist: int, host_rules: int) -> None:
+    """Compile and render one host with a very large rule or very many rules; print one line each."""
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
+
+    cases = adversarial_cases(blocklist, host_rules)
+    if not cases:
+        return
+    print()
+    print("Adversarial single hosts (issue 10: about linear time; printed only):")
+    for label, (hostvars, groups) in cases:
+        gc.collect()
+        start = time.perf_counter()
+        ruleset = FleetCompiler(hostvars, groups).compile_host("target")
+        compiled = time.perf_counter()
+        text = render_family(ruleset.ipv4) + render_family(ruleset.ipv6)
+        done = time.perf_counter()
+        print("  %-40s compile %6.2f s  render %5.2f s  %7d rules  %6.1f MiB of text  %d warning(s)"
+              % (label, compiled - start, done - compiled, rule_count(ruleset), len(text) / 2.0 ** 20, len(ruleset.warnings)))
+
+
 def measure_in_child(size: int, args: argparse.Namespace) -> Dict[str, Any]:
     """One size in a fresh interpreter, so that ru_maxrss and caches belong to this size alone."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", str(size), "--seed", str(args.seed), "--jinja-sample", str(args.jinja_sample)]
@@ -533,6 +584,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-tracemalloc", action="store_true",
                         help="skip the traced pass (the tracemalloc column shows '-'); it takes about 3x the timed pass")
     parser.add_argument("--json", metavar="PATH", help="also write the measurements to PATH as JSON")
+    parser.add_argument("--blocklist", type=int, default=100000, metavar="N",
+                        help="addresses in the adversarial blocklist case (default: 100000; 0 skips it)")
+    parser.add_argument("--host-rules", type=int, default=10000, metavar="N",
+                        help="rules in the adversarial one-host case (default: 10000; 0 skips it)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # one size, in a child process
     args = parser.parse_args(argv)
 
@@ -550,6 +605,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print_table(rows)
     print_targets(rows)
     print_jinja(rows)
+    measure_adversarial(args.blocklist, args.host_rules)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"seed": args.seed, "python": sys.version.split()[0], "rows": rows}, handle, indent=2)

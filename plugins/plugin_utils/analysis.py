@@ -16,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import socket
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import (
     FamilyNetworks,
@@ -250,7 +250,6 @@ def rule_references(rules):
     return services, sets
 
 
-
 # ---------------------------------------------------------------- the index of earlier rules
 
 # A port range at most this wide is indexed port by port; a wider one by blocks of ports.
@@ -379,9 +378,13 @@ class CoverIndex:
             for key in set(dimension_keys):
                 buckets.setdefault(key, []).append(position)
 
-    def candidates(self, rule, expansion):
-        # type: (PolicyRule, Expansion) -> Optional[List[int]]
-        """Positions of earlier rules that may cover ``rule``, in order; None: any of them may."""
+    DIMENSIONS = ("service", "from", "to", "in_interface", "out_interface")
+
+    def candidates(self, rule, expansion, dimensions=DIMENSIONS):
+        # type: (PolicyRule, Expansion, Sequence[str]) -> Optional[List[int]]
+        """Positions of earlier rules that may cover ``rule``, in order; None: any of them may.
+
+        The smallest of ``dimensions`` answers (one alone: the tests check each)."""
         families = (4, 6) if expansion[0] and expansion[1] else ((4,) if expansion[0] else (6,))
         queries = (
             _service_queries(rule.entries, families),
@@ -392,8 +395,8 @@ class CoverIndex:
         )
         best = None  # type: Optional[List[List[int]]]
         best_size = 0
-        for buckets, keys in zip(self._buckets, queries):
-            if keys is None:
+        for name, buckets, keys in zip(self.DIMENSIONS, self._buckets, queries):
+            if keys is None or name not in dimensions:
                 continue
             found = [buckets[key] for key in set(keys) if key in buckets]
             size = sum(len(positions) for positions in found)
@@ -453,4 +456,103 @@ def unused_definitions(policy, raw_services, host_services, host_sets):
     for name in sorted(policy.address_sets):
         if name not in sets:
             warnings.append("fleetwall_addresses.%s is defined but no rule or address set uses it" % name)
+    return warnings
+
+
+# ---------------------------------------------------------------- per-host findings
+
+# Past this many iptables rules from one policy rule, a warning says how big it got.
+EXPANSION_WARNING = 1000
+_NON_SSH_CONNECTIONS = ("local", "docker", "podman", "chroot", "lxd", "lxc", "jail", "zone", "winrm", "psrp")
+
+
+def expansion_warning(rule, expansion):
+    # type: (PolicyRule, Expansion) -> Optional[str]
+    """A warning when one rule became more than EXPANSION_WARNING iptables rules."""
+    size = len(expansion[0]) + len(expansion[1])
+    if size <= EXPANSION_WARNING:
+        return None
+    counts = []  # type: List[str]
+    for key, networks in (("from", expansion[3]), ("to", expansion[4])):
+        if networks is not None:
+            counts.append("%s: %s networks" % (key, "{:,}".format(len(networks.ipv4) + len(networks.ipv6))))
+    return "%s expands into %s iptables rules (more than %s: one per combination of %s); narrow it or split it" % (
+        rule.origin,
+        "{:,}".format(size),
+        "{:,}".format(EXPANSION_WARNING),
+        " x ".join(counts + ["protocol match"]),
+    )
+
+
+def foreign_address_warning(rule, host, host_groups):
+    # type: (PolicyRule, str, Sequence[str]) -> Optional[str]
+    """An inbound rule whose to (an outbound rule whose from) names only other inventory hosts never matches here."""
+    if rule.direction == "inbound":
+        refs, key, how = rule.destinations, "to", "addressed to"
+    elif rule.direction == "outbound":
+        refs, key, how = rule.sources, "from", "sent from"
+    else:
+        return None
+    named = [ref for ref in refs or () if not ref.negated]
+    if not named or any(ref.kind not in ("host", "group") for ref in named):
+        return None
+    for ref in named:
+        if (ref.kind == "host" and ref.value == host) or (ref.kind == "group" and ref.value in host_groups):
+            return None
+    return "%s.%s names only other hosts (%s): on host '%s' every %s packet is %s '%s', so the rule never matches" % (
+        rule.origin,
+        key,
+        ", ".join(ref.label() for ref in named),
+        host,
+        rule.direction,
+        how,
+        host,
+    )
+
+
+def connection_port(host_vars):
+    # type: (Mapping[str, Any]) -> Optional[int]
+    """The TCP port Ansible reaches the host on over SSH; None if it does not use SSH or the port is unclear."""
+    connection = str(host_vars.get("ansible_connection") or "ssh").rsplit(".", maxsplit=1)[-1]
+    if connection in _NON_SSH_CONNECTIONS:
+        return None
+    port = host_vars.get("ansible_port", host_vars.get("ansible_ssh_port", 22))
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        return None
+    return number if 1 <= number <= 65535 else None
+
+
+def _admits_tcp_port(entries, port):
+    # type: (Sequence[ServiceEntry], int) -> bool
+    if not entries:
+        return True
+    for entry in entries:
+        if entry.protocol == "tcp" and not entry.source_ports:
+            if not entry.ports or any(span.low <= port <= span.high for span in entry.ports):
+                return True
+    return False
+
+
+def ssh_warnings(host, port, default_inbound, received, services):
+    # type: (str, int, str, Iterable[Tuple[PolicyRule, Expansion]], Mapping[str, Tuple[ServiceEntry, ...]]) -> List[str]
+    """No rule admits SSH on a host that drops by default; the ssh service redefined away from the port in use."""
+    warnings = []  # type: List[str]
+    ssh = services.get("ssh", ())
+    if ssh != BUILTIN_SERVICES["ssh"] and not _admits_tcp_port(ssh, port):
+        warnings.append(
+            "fleetwall_services.ssh: redefined without tcp/%d, the port Ansible connects to host '%s' on "
+            "(ansible_port); rules with service ssh do not admit that connection" % (port, host)
+        )
+    if default_inbound == "accept":
+        return warnings
+    for rule, expansion in received:
+        if rule.direction == "inbound" and rule.action == "accept" and (expansion[0] or expansion[1]):
+            if _admits_tcp_port(rule.entries, port):
+                return warnings
+    warnings.append(
+        "host '%s': no inbound rule accepts SSH (tcp/%d, the port Ansible connects to) and the inbound default is "
+        "%s, so Ansible cannot connect once this ruleset is applied" % (host, port, default_inbound)
+    )
     return warnings

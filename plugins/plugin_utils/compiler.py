@@ -29,10 +29,14 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.analysis import
     NO_NAMES,
     Expansion,
     IntervalCache,
+    connection_port,
+    expansion_warning,
+    foreign_address_warning,
     is_host_rule,
     raw_references,
     rule_references,
     shadow_warnings,
+    ssh_warnings,
     unused_definitions,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set, set_name
@@ -218,7 +222,7 @@ def _sides(refs, networks, family, address_sets, threshold, path):
 def _expand(rule, resolve, address_sets=None, threshold=0):
     # type: (PolicyRule, Any, Optional[AddressSets], int) -> Expansion
     """expand_rule, plus the resolved sources and destinations."""
-    warnings = []  # type: List[str]
+    warnings = list(rule.warnings)
     sources = resolve(rule.sources, rule.origin + ".from") if rule.sources is not None else None
     destinations = resolve(rule.destinations, rule.origin + ".to") if rule.destinations is not None else None
     for networks, key in ((sources, "from"), (destinations, "to")):
@@ -271,6 +275,9 @@ def _expand(rule, resolve, address_sets=None, threshold=0):
             "%s produces no rule: its addresses and protocols have no address family in common; the rule is left out"
             % rule.origin
         )
+    too_big = expansion_warning(rule, (results[0], results[1], (), sources, destinations))
+    if too_big:
+        warnings.append(too_big)
     return results[0], results[1], tuple(warnings), sources, destinations
 
 
@@ -504,6 +511,7 @@ class FleetCompiler:
                 "host '%s' sees different %s than host '%s'; define them once for the fleet (group_vars/all)"
                 % (host, " / ".join(FLEET_VARIABLES), self._variants[0].first_host)
             )
+        warnings.extend(policy.warnings)
         received = []  # type: List[Expansion]
         threshold = set_threshold(host, host_vars)
         for rule in rules:
@@ -530,6 +538,7 @@ class FleetCompiler:
                 variant.shadows[key] = shadows
             warnings.extend(shadows)
             self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
+        warnings.extend(self._host_warnings(host, host_vars, variant, settings, zip(rules, received)))
 
         families = []  # type: List[FamilyRuleset]
         for family in (4, 6):
@@ -542,6 +551,23 @@ class FleetCompiler:
             sets = tuple(variant.address_sets.get(name) for name in sorted(set_names_of(chains))) if threshold else ()
             families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),), sets))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
+
+    def _host_warnings(self, host, host_vars, variant, settings, received):
+        # type: (str, Mapping[str, Any], _PolicyVariant, HostSettings, Iterable[Tuple[PolicyRule, Expansion]]) -> List[str]
+        """What only this host makes of its rules: rules naming only other hosts, and SSH."""
+        received = list(received)
+        host_groups = self.groups_of(host)
+        warnings = []  # type: List[str]
+        for rule, _expansion in received:
+            foreign = foreign_address_warning(rule, host, host_groups)
+            if foreign:
+                warnings.append(foreign)
+        port = connection_port(host_vars)
+        if port is not None:
+            warnings.extend(
+                ssh_warnings(host, port, settings.default_policy["inbound"], received, variant.policy.services)
+            )
+        return warnings
 
     def _expand(self, variant, rule, threshold):
         # type: (_PolicyVariant, PolicyRule, int) -> Expansion

@@ -29,8 +29,11 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import
     item_path,
     type_name,
 )
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import (  # noqa: F401  KEY_ALIASES, parse_services: re-exported
+# The rule keys' aliases belong with the rule keys below; they are defined where canonical_keys() reads them.
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import (  # noqa: F401  pylint: disable=unused-import
     KEY_ALIASES,
+)
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import (
     SAFE_TEXT,
     UNSAFE_CHARS,
     as_list,
@@ -95,6 +98,8 @@ DEFAULT_PRIORITY = 500
 # The kernel's rule for names (no '/', ':' or spaces; not '.' or '..'), and
 # iptables' limit of 15 characters, a trailing '+' included.
 _INTERFACE = re.compile(r"^[A-Za-z0-9_.@-]{1,14}\+$|^[A-Za-z0-9_.@-]{1,15}$|^\+$")
+
+
 class PolicyRule(NamedTuple):
     """One validated rule, with the path it came from."""
 

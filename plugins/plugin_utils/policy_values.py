@@ -190,6 +190,8 @@ def _builtin_ports():
 
 
 _BUILTIN_PORTS = _builtin_ports()
+# Written as themselves far more often than as YAML octal (025 is 21, 027 is 23).
+_FTP_AND_TELNET = (20, 21, 23)
 
 
 def yaml_number_trap(value):
@@ -198,21 +200,22 @@ def yaml_number_trap(value):
 
     YAML 1.1 (Ansible's) reads 20:21 as the base-60 number 1221 and 022 as the
     octal number 18. Only a reading that makes sense is suspected: a range
-    H:M with H < M, or octal digits that spell a well-known port; ports of
-    built-in services are never suspected. A quoted port is never an integer."""
+    H:M with H < M, or octal digits that spell a well-known port. Ports of
+    built-in services and round numbers (1000, 1200) are never suspected; a
+    quoted port is never an integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value in _BUILTIN_PORTS:
         return None
-    hours, minutes = divmod(value, 60)
-    if 1 <= hours < minutes:
-        return (
-            "port %d may be YAML's base-60 reading of the unquoted range %d:%d; write a range quoted, as '%d-%d', "
-            "or quote the port ('%d') if %d is meant" % (value, hours, minutes, hours, minutes, value, value)
-        )
     octal = "%o" % value
-    if value >= 8 and int(octal) in _BUILTIN_PORTS:
+    if value >= 8 and value not in _FTP_AND_TELNET and int(octal) in _BUILTIN_PORTS:
         return (
             "port %d may be YAML's octal reading of the unquoted 0%s; write '%d' (quoted, without the leading 0) "
             "if port %s is meant, or quote the port ('%d') if %d is meant" % (value, octal, int(octal), octal, value, value)
+        )
+    hours, minutes = divmod(value, 60)
+    if 1 <= hours < minutes and value % 10:
+        return (
+            "port %d may be YAML's base-60 reading of the unquoted range %d:%d; write a range quoted, as '%d-%d', "
+            "or quote the port ('%d') if %d is meant" % (value, hours, minutes, hours, minutes, value, value)
         )
     return None
 

@@ -116,3 +116,21 @@ def test_a_comment_longer_than_the_kernel_keeps_is_refused_or_round_trips(namesp
     for host, ruleset in rulesets.items():
         for family in (4, 6):
             assert_round_trip(namespace, host, family, render_family(ruleset.family(family)))
+
+
+# Text the policy refuses (quotes, backslashes, apostrophes) can still reach render() from a hand-built IR:
+# its quoting must come back from iptables-save unchanged, pass after pass.
+AWKWARD_COMMENTS = ["web's tier", 'say "hi"', "back\\slash", "'\"\\", "ends with space ", "a" * 255]
+
+
+@pytest.mark.parametrize("comment", AWKWARD_COMMENTS)
+def test_render_quotes_comments_as_iptables_save_does_on_every_pass(namespace: Namespace, comment: str) -> None:
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Chain, FamilyRuleset, Rule, Table
+
+    rule = Rule(target="ACCEPT", protocol="tcp", destination_ports=("22",), comment=comment)
+    ruleset = FamilyRuleset(4, (Table("filter", (Chain("INPUT", "ACCEPT", (rule,)), Chain("FORWARD", "ACCEPT", ()),
+                                                 Chain("OUTPUT", "ACCEPT", ()))),))
+    rendered = render_family(ruleset)
+    for _pass in range(2):
+        assert_round_trip(namespace, "hand-built", 4, rendered)
+        rendered = canonical_text(namespace.save(4))

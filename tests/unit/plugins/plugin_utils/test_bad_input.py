@@ -683,6 +683,703 @@ HOST_ADDRESSES = [
 ]
 
 
+# ---------------------------------------------------------------- policies that would silently mean something else
+
+ACCEPT_ALL_PROBLEM = (
+    "this rule names no service, proto, from, to or interface, so it would match every packet; "
+    "if that is meant, say so with 'from: any'"
+)
+RULES_WITHOUT_A_MATCH = {
+    "empty": {},
+    "comment-only": {"comment": "web tier"},
+    "priority-only": {"priority": 10},
+    "action-only": {"action": "drop"},
+    "reject-only": {"action": "reject", "reject_with": "admin-prohibited"},
+    "log-only": {"log": True},
+    "comment-and-priority": {"comment": "x", "priority": 900},
+}
+ACCEPT_ALL = [
+    pytest.param(
+        db_rule(rule, direction),
+        "fleetwall_policy.db.%s[0]: %s" % (direction, ACCEPT_ALL_PROBLEM),
+        id="%s-%s-rule-matching-everything" % (direction, name),
+    )
+    for direction in ("inbound", "outbound", "forward")
+    for name, rule in sorted(RULES_WITHOUT_A_MATCH.items())
+] + [
+    pytest.param(
+        web1_vars(fleetwall_host_rules={direction: [rule]}),
+        "hostvars['web1'].fleetwall_host_rules.%s[0]: %s" % (direction, ACCEPT_ALL_PROBLEM),
+        id="host-%s-%s-rule-matching-everything" % (direction, name),
+    )
+    for direction in ("inbound", "outbound")
+    for name, rule in sorted(RULES_WITHOUT_A_MATCH.items())
+]
+
+LINE_BREAK = "%s ends in a line break (what YAML's '>' and '|' add); use '>-' or '|-', or a quoted string"
+NOT_PRINTABLE = "%s may hold printable ASCII only, without quotes or backslashes"
+TEXTS = {
+    "folded-newline": ("app tier\n", LINE_BREAK),
+    "crlf": ("app tier\r\n", LINE_BREAK),
+    "carriage-return": ("app tier\r", LINE_BREAK),
+    "two-newlines": ("app\ntier\n", LINE_BREAK),
+    "newline-inside": ("app\ntier", NOT_PRINTABLE),
+    "tab": ("app\ttier", NOT_PRINTABLE),
+    "line-separator": ("app\u2028tier", NOT_PRINTABLE),
+    "paragraph-separator": ("app\u2029tier", NOT_PRINTABLE),
+    "nul": ("app\x00tier", NOT_PRINTABLE),
+    "delete": ("app\x7ftier", NOT_PRINTABLE),
+    "non-ascii": ("caf\u00e9", NOT_PRINTABLE),
+    "apostrophe": ("web's", NOT_PRINTABLE),
+    "double-quote": ('say "hi"', NOT_PRINTABLE),
+    "backslash": ("a\\b", NOT_PRINTABLE),
+}
+TEXT_FIELDS = {"comment": "comment", "log": "log prefix"}
+TEXT_BREAKS = [
+    pytest.param(
+        db_rule({"service": "ssh", field: text}),
+        "fleetwall_policy.db.inbound[0].%s: %s" % (field, problem % what),
+        id="%s-%s" % (field, name),
+    )
+    for field, what in sorted(TEXT_FIELDS.items())
+    for name, (text, problem) in sorted(TEXTS.items())
+]
+
+GROUP_NAME_PROBLEM = (
+    "a group with rules names them in iptables comments, so its name may hold printable ASCII only, "
+    "without quotes or backslashes"
+)
+GROUP_NAMES = {
+    "apostrophe": ("web's", "web's"),
+    "double-quote": ('we"b', 'we"b'),
+    "backslash": ("we\\b", "we\\\\b"),
+    "newline": ("we\nb", "we\\nb"),
+    "carriage-return": ("we\rb", "we\\rb"),
+    "tab": ("we\tb", "we\\tb"),
+    "line-separator": ("we\u2028b", "we\\u2028b"),
+    "non-ascii": ("w\u00e9b", "w\\xe9b"),
+    "nul": ("we\x00b", "we\\x00b"),
+    "escape": ("we\x1b[31mb", "we\\x1b[31mb"),
+}
+
+
+def group_named(name: str) -> Dict[str, Any]:
+    """Inventory arguments with an extra group of this name holding web1, and a rule for it."""
+    groups = {"all": ["bastion", "web1", "web2", "db1"], "ungrouped": [], "bastion": ["bastion"], "web": ["web1", "web2"],
+              "db": ["db1"], name: ["web1"]}
+    return {"groups": groups, "policy": {name: {"inbound": [{"service": "ssh"}]}}}
+
+
+GROUP_NAME_CASES = [
+    pytest.param(group_named(name), "fleetwall_policy.%s: %s" % (shown, GROUP_NAME_PROBLEM), id="group-name-with-%s" % case)
+    for case, (name, shown) in sorted(GROUP_NAMES.items())
+]
+
+INTERFACE_KEYS = [("inbound", "interface"), ("outbound", "interface"), ("forward", "in_interface"), ("forward", "out_interface")]
+PEER_NAMES = {"eth0@if5": "eth0", "veth1@if12": "veth1", "!eth0@if5": "eth0", "wg0@NONE": "wg0"}
+INTERFACE_PEERS = [
+    pytest.param(
+        db_rule({"service": "ssh", key: name}, direction),
+        "fleetwall_policy.db.%s[0].%s: %r is how 'ip link' shows interface %r with its peer; iptables sees %r"
+        % (direction, key, name, seen, seen),
+        id="%s-%s-%s" % (direction, key, name),
+    )
+    for direction, key in INTERFACE_KEYS
+    for name, seen in sorted(PEER_NAMES.items())
+]
+
+
+def deep_query(depth: int) -> str:
+    return "(" * depth + "ansible_host" + ")" * depth
+
+
+DEPTH = [
+    pytest.param(
+        web1_vars(fleetwall_address_query=deep_query(depth)),
+        "hostvars['web1'].fleetwall_address_query: the expression nests too deeply to parse",
+        id="address-query-nested-%d-deep" % depth,
+    )
+    for depth in (1500, 3000)
+]
+
+
+# Every rule key given a value of the wrong kind.
+TYPE_CONFUSION = [
+    pytest.param(
+        db_rule({"service": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].service: expected a service name or a list of them, got mapping",
+        id="service-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": [[1]]}),
+        "fleetwall_policy.db.inbound[0].service[0]: a service name must be a string, got list",
+        id="service-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": None}),
+        "fleetwall_policy.db.inbound[0].service: expected a service name or a list of them, got null",
+        id="service-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": 1.5}),
+        "fleetwall_policy.db.inbound[0].service: a service name must be a string, got number",
+        id="service-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": True}),
+        "fleetwall_policy.db.inbound[0].service: a service name must be a string, got boolean",
+        id="service-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": False}),
+        "fleetwall_policy.db.inbound[0].service: a service name must be a string, got boolean",
+        id="service-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": ""}),
+        "fleetwall_policy.db.inbound[0].service: unknown service ''",
+        id="service-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"proto": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].proto: protocol must be a string, got mapping",
+        id="proto-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"proto": [[1]]}),
+        "fleetwall_policy.db.inbound[0].proto: protocol must be a string, got list",
+        id="proto-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"proto": None}),
+        "fleetwall_policy.db.inbound[0].proto: protocol must be a string, got null",
+        id="proto-as-null",
+    ),
+    pytest.param(
+        db_rule({"proto": 1.5}),
+        "fleetwall_policy.db.inbound[0].proto: protocol must be a string, got number",
+        id="proto-as-float",
+    ),
+    pytest.param(
+        db_rule({"proto": True}),
+        "fleetwall_policy.db.inbound[0].proto: protocol must be a string, got boolean",
+        id="proto-as-true",
+    ),
+    pytest.param(
+        db_rule({"proto": False}),
+        "fleetwall_policy.db.inbound[0].proto: protocol must be a string, got boolean",
+        id="proto-as-false",
+    ),
+    pytest.param(
+        db_rule({"proto": ""}),
+        "fleetwall_policy.db.inbound[0].proto: "
+        "unknown protocol ''; known: ah, esp, gre, icmp, icmpv6, ipv6-icmp, sctp, tcp, udp, udplite, vrrp",
+        id="proto-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].port: expected a port or port range or a list of them, got mapping",
+        id="port-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": [[1]]}),
+        "fleetwall_policy.db.inbound[0].port[0]: port must be a number or a range like '8000-8100', got list",
+        id="port-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": None}),
+        "fleetwall_policy.db.inbound[0].port: 'port' has no value; give one or leave the key out",
+        id="port-as-null",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": 1.5}),
+        "fleetwall_policy.db.inbound[0].port: port must be a number or a range like '8000-8100', got float",
+        id="port-as-float",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": True}),
+        "fleetwall_policy.db.inbound[0].port: port must be a number or a range like '8000-8100', got True",
+        id="port-as-true",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": False}),
+        "fleetwall_policy.db.inbound[0].port: port must be a number or a range like '8000-8100', got False",
+        id="port-as-false",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "port": ""}),
+        "fleetwall_policy.db.inbound[0].port: port must be a number or a range like '8000-8100', got ''",
+        id="port-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].source_port: expected a port or port range or a list of them, got mapping",
+        id="source-port-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": [[1]]}),
+        "fleetwall_policy.db.inbound[0].source_port[0]: port must be a number or a range like '8000-8100', got list",
+        id="source-port-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": None}),
+        "fleetwall_policy.db.inbound[0].source_port: 'source_port' has no value; give one or leave the key out",
+        id="source-port-as-null",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": 1.5}),
+        "fleetwall_policy.db.inbound[0].source_port: port must be a number or a range like '8000-8100', got float",
+        id="source-port-as-float",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": True}),
+        "fleetwall_policy.db.inbound[0].source_port: port must be a number or a range like '8000-8100', got True",
+        id="source-port-as-true",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": False}),
+        "fleetwall_policy.db.inbound[0].source_port: port must be a number or a range like '8000-8100', got False",
+        id="source-port-as-false",
+    ),
+    pytest.param(
+        db_rule({"proto": "tcp", "source_port": ""}),
+        "fleetwall_policy.db.inbound[0].source_port: port must be a number or a range like '8000-8100', got ''",
+        id="source-port-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got mapping",
+        id="icmp-type-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": [[1]]}),
+        "fleetwall_policy.db.inbound[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got list",
+        id="icmp-type-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": None}),
+        "fleetwall_policy.db.inbound[0].icmp_type: 'icmp_type' has no value; give one or leave the key out",
+        id="icmp-type-as-null",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": 1.5}),
+        "fleetwall_policy.db.inbound[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got number",
+        id="icmp-type-as-float",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": True}),
+        "fleetwall_policy.db.inbound[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got boolean",
+        id="icmp-type-as-true",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": False}),
+        "fleetwall_policy.db.inbound[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got boolean",
+        id="icmp-type-as-false",
+    ),
+    pytest.param(
+        db_rule({"proto": "icmp", "icmp_type": ""}),
+        "fleetwall_policy.db.inbound[0].icmp_type: "
+        "unknown ICMP type '' (known: address-mask-reply, address-mask-request, communication-prohibited, "
+        "destination-unreachable, echo-reply, echo-request, fragmentation-needed, host-prohibited, "
+        "host-unreachable, network-prohibited, network-unreachable, parameter-problem, port-unreachable, "
+        "protocol-unreachable, redirect, router-advertisement, router-solicitation, source-quench, "
+        "source-route-failed, time-exceeded, timestamp-reply, timestamp-request, ttl-zero-during-reassembly, "
+        "ttl-zero-during-transit)",
+        id="icmp-type-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].from: expected an address or a list of them, got mapping",
+        id="from-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": [[1]]}),
+        "fleetwall_policy.db.inbound[0].from[0]: "
+        "expected an address, CIDR, set name, group:NAME or host:NAME, got list",
+        id="from-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": None}),
+        "fleetwall_policy.db.inbound[0].from: expected an address or a list of them, got null",
+        id="from-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": 1.5}),
+        "fleetwall_policy.db.inbound[0].from: "
+        "expected an address, CIDR, set name, group:NAME or host:NAME, got number",
+        id="from-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": True}),
+        "fleetwall_policy.db.inbound[0].from: "
+        "expected an address, CIDR, set name, group:NAME or host:NAME, got boolean",
+        id="from-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": False}),
+        "fleetwall_policy.db.inbound[0].from: "
+        "expected an address, CIDR, set name, group:NAME or host:NAME, got boolean",
+        id="from-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "from": ""}),
+        "fleetwall_policy.db.inbound[0].from: empty address",
+        id="from-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].to: expected an address or a list of them, got mapping",
+        id="to-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": [[1]]}),
+        "fleetwall_policy.db.inbound[0].to[0]: expected an address, CIDR, set name, group:NAME or host:NAME, got list",
+        id="to-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": None}),
+        "fleetwall_policy.db.inbound[0].to: expected an address or a list of them, got null",
+        id="to-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": 1.5}),
+        "fleetwall_policy.db.inbound[0].to: expected an address, CIDR, set name, group:NAME or host:NAME, got number",
+        id="to-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": True}),
+        "fleetwall_policy.db.inbound[0].to: expected an address, CIDR, set name, group:NAME or host:NAME, got boolean",
+        id="to-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": False}),
+        "fleetwall_policy.db.inbound[0].to: expected an address, CIDR, set name, group:NAME or host:NAME, got boolean",
+        id="to-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "to": ""}),
+        "fleetwall_policy.db.inbound[0].to: empty address",
+        id="to-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].interface: interface must be a string, got mapping",
+        id="interface-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": [[1]]}),
+        "fleetwall_policy.db.inbound[0].interface: interface must be a string, got list",
+        id="interface-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": None}),
+        "fleetwall_policy.db.inbound[0].interface: interface must be a string, got null",
+        id="interface-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": 1.5}),
+        "fleetwall_policy.db.inbound[0].interface: interface must be a string, got number",
+        id="interface-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": True}),
+        "fleetwall_policy.db.inbound[0].interface: interface must be a string, got boolean",
+        id="interface-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": False}),
+        "fleetwall_policy.db.inbound[0].interface: interface must be a string, got boolean",
+        id="interface-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "interface": ""}),
+        "fleetwall_policy.db.inbound[0].interface: "
+        "invalid interface name '': at most 15 characters in all: letters, digits or _.@-, optionally ending "
+        "in '+' (prefix match), optionally preceded by '!' (negation)",
+        id="interface-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got {'a': 1}",
+        id="action-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": [[1]]}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got [[1]]",
+        id="action-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": None}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got None",
+        id="action-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": 1.5}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got 1.5",
+        id="action-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": True}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got True",
+        id="action-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": False}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got False",
+        id="action-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": ""}),
+        "fleetwall_policy.db.inbound[0].action: action must be one of accept, drop, reject, got ''",
+        id="action-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got {'a': 1}",
+        id="reject-with-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": [[1]]}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got [[1]]",
+        id="reject-with-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": None}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got None",
+        id="reject-with-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": 1.5}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got 1.5",
+        id="reject-with-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": True}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got True",
+        id="reject-with-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": False}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got False",
+        id="reject-with-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "action": "reject", "reject_with": ""}),
+        "fleetwall_policy.db.inbound[0].reject_with: "
+        "reject_with must be one of admin-prohibited, host-unreachable, net-unreachable, port-unreachable, "
+        "tcp-reset, got ''",
+        id="reject-with-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "log": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].log: log prefix must be a string, got mapping",
+        id="log-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "log": [[1]]}),
+        "fleetwall_policy.db.inbound[0].log: log prefix must be a string, got list",
+        id="log-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "log": 1.5}),
+        "fleetwall_policy.db.inbound[0].log: log prefix must be a string, got number",
+        id="log-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "log": ""}),
+        "fleetwall_policy.db.inbound[0].log: log prefix must not be empty",
+        id="log-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].comment: comment must be a string, got mapping",
+        id="comment-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": [[1]]}),
+        "fleetwall_policy.db.inbound[0].comment: comment must be a string, got list",
+        id="comment-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": None}),
+        "fleetwall_policy.db.inbound[0].comment: comment must be a string, got null",
+        id="comment-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": 1.5}),
+        "fleetwall_policy.db.inbound[0].comment: comment must be a string, got number",
+        id="comment-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": True}),
+        "fleetwall_policy.db.inbound[0].comment: comment must be a string, got boolean",
+        id="comment-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": False}),
+        "fleetwall_policy.db.inbound[0].comment: comment must be a string, got boolean",
+        id="comment-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "comment": ""}),
+        "fleetwall_policy.db.inbound[0].comment: comment must not be empty",
+        id="comment-as-empty-string",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": {"a": 1}}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got {'a': 1}",
+        id="priority-as-mapping",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": [[1]]}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got [[1]]",
+        id="priority-as-nested-list",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": None}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got None",
+        id="priority-as-null",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": 1.5}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got 1.5",
+        id="priority-as-float",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": True}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got True",
+        id="priority-as-true",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": False}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got False",
+        id="priority-as-false",
+    ),
+    pytest.param(
+        db_rule({"service": "ssh", "priority": ""}),
+        "fleetwall_policy.db.inbound[0].priority: priority must be an integer from 0 to 1000, got ''",
+        id="priority-as-empty-string",
+    ),
+]
+
+
+# Every key of a service definition given a value of the wrong kind.
+SERVICE_TYPE_CONFUSION = [
+    pytest.param(
+        services({"app": [{"proto": {"a": 1}}]}),
+        "fleetwall_services.app[0].proto: protocol must be a string, got mapping",
+        id="service-proto-as-mapping",
+    ),
+    pytest.param(
+        services({"app": [{"proto": [[1]]}]}),
+        "fleetwall_services.app[0].proto: protocol must be a string, got list",
+        id="service-proto-as-nested-list",
+    ),
+    pytest.param(
+        services({"app": [{"proto": 1.5}]}),
+        "fleetwall_services.app[0].proto: protocol must be a string, got number",
+        id="service-proto-as-float",
+    ),
+    pytest.param(
+        services({"app": [{"proto": True}]}),
+        "fleetwall_services.app[0].proto: protocol must be a string, got boolean",
+        id="service-proto-as-true",
+    ),
+    pytest.param(
+        services({"app": [{"proto": ""}]}),
+        "fleetwall_services.app[0].proto: unknown protocol ''; known: " + PROTOCOL_NAMES,
+        id="service-proto-as-empty-string",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "port": {"a": 1}}]}),
+        "fleetwall_services.app[0].port: expected a port or port range or a list of them, got mapping",
+        id="service-port-as-mapping",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "port": [[1]]}]}),
+        "fleetwall_services.app[0].port[0]: port must be a number or a range like '8000-8100', got list",
+        id="service-port-as-nested-list",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "port": 1.5}]}),
+        "fleetwall_services.app[0].port: port must be a number or a range like '8000-8100', got float",
+        id="service-port-as-float",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "port": True}]}),
+        "fleetwall_services.app[0].port: port must be a number or a range like '8000-8100', got True",
+        id="service-port-as-true",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "port": ""}]}),
+        "fleetwall_services.app[0].port: port must be a number or a range like '8000-8100', got ''",
+        id="service-port-as-empty-string",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "source_port": {"a": 1}}]}),
+        "fleetwall_services.app[0].source_port: expected a port or port range or a list of them, got mapping",
+        id="service-source-port-as-mapping",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "source_port": [[1]]}]}),
+        "fleetwall_services.app[0].source_port[0]: port must be a number or a range like '8000-8100', got list",
+        id="service-source-port-as-nested-list",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "source_port": 1.5}]}),
+        "fleetwall_services.app[0].source_port: port must be a number or a range like '8000-8100', got float",
+        id="service-source-port-as-float",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "source_port": True}]}),
+        "fleetwall_services.app[0].source_port: port must be a number or a range like '8000-8100', got True",
+        id="service-source-port-as-true",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "tcp", "source_port": ""}]}),
+        "fleetwall_services.app[0].source_port: port must be a number or a range like '8000-8100', got ''",
+        id="service-source-port-as-empty-string",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "icmp", "icmp_type": {"a": 1}}]}),
+        "fleetwall_services.app[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got mapping",
+        id="service-icmp-type-as-mapping",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "icmp", "icmp_type": [[1]]}]}),
+        "fleetwall_services.app[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got list",
+        id="service-icmp-type-as-nested-list",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "icmp", "icmp_type": 1.5}]}),
+        "fleetwall_services.app[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got number",
+        id="service-icmp-type-as-float",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "icmp", "icmp_type": True}]}),
+        "fleetwall_services.app[0].icmp_type: icmp_type must be a name, a number or TYPE/CODE, got boolean",
+        id="service-icmp-type-as-true",
+    ),
+    pytest.param(
+        services({"app": [{"proto": "icmp", "icmp_type": ""}]}),
+        "fleetwall_services.app[0].icmp_type: unknown ICMP type '' (known: %s)" % ICMP_NAMES,
+        id="service-icmp-type-as-empty-string",
+    ),
+]
+
+
 CASES = (
     SERVICES
     + GROUPS_HOSTS_AND_SETS
@@ -697,6 +1394,13 @@ CASES = (
     + TEXT_AND_PRIORITY
     + HOST_VARIABLES
     + HOST_ADDRESSES
+    + ACCEPT_ALL
+    + TEXT_BREAKS
+    + GROUP_NAME_CASES
+    + INTERFACE_PEERS
+    + DEPTH
+    + TYPE_CONFUSION
+    + SERVICE_TYPE_CONFUSION
 )
 
 
