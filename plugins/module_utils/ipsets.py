@@ -38,6 +38,8 @@ MIN_HASHSIZE = 64
 # grows the table; a load of about 4 per bucket leaves room without a resize.
 ENTRIES_PER_BUCKET = 4
 _NAME_SAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
+# group:web and host:db1 are g:web and h:db1 in set names: ipset allows 31 characters.
+_ABBREVIATED = re.compile(r"^(!?)(group|host):")
 _FAMILIES = {4: "inet", 6: "inet6"}
 _FAMILY_NUMBERS = {"inet": 4, "inet6": 6}
 
@@ -83,8 +85,9 @@ def set_name(family, references):
     """The set's name: deterministic, derived from what the policy refers to, never
     from the membership, so a member change stays a set update and no rule changes.
 
-    ``fw4-group:web`` when the reference fits as it is written; otherwise a readable
-    head and a hash of the references, e.g. ``fw6-office+group:bastio-3f9a1c``.
+    ``fw4-g:web`` for ``group:web`` (``h:`` for ``host:``) when the references fit;
+    otherwise a readable head and a hash of the references, e.g.
+    ``fw6-office+g:bastion+g:m-3f9a1c``.
     """
     if family not in _FAMILIES:
         raise ValueError("family must be 4 or 6, got %r" % (family,))
@@ -92,8 +95,9 @@ def set_name(family, references):
         raise ValueError("an address set needs at least one reference")
     prefix = "%s%d-" % (NAME_PREFIX, family)
     joined = "+".join(references)
-    readable = _NAME_SAFE.sub("_", joined)
-    if readable == joined and len(prefix) + len(readable) <= MAX_NAME_LENGTH:
+    short = "+".join(_ABBREVIATED.sub(lambda match: match.group(1) + match.group(2)[0] + ":", reference) for reference in references)
+    readable = _NAME_SAFE.sub("_", short)
+    if readable == short and len(prefix) + len(readable) <= MAX_NAME_LENGTH:
         return prefix + readable
     digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:6]
     head = readable[: MAX_NAME_LENGTH - len(prefix) - len(digest) - 1]

@@ -195,6 +195,12 @@ def test_a_bad_policy_stops_the_rollout_before_any_host_changes(fleet):
     assert (fleet.filter_table("web1", 4), fleet.filter_table("db1", 4)) == ("", "")
 
 
+def test_persisting_a_ruleset_with_ipset_sets_is_refused_naming_the_threshold(fleet):
+    stats = fleet.run("--tags", "fleetwall_persist", "-e", "fleetwall_set_threshold=1")
+    assert any(failures(stats)) and not (fleet.root("db1") / "etc/iptables/rules.v4").exists()
+    assert "fleetwall_persistence does not restore sets at boot yet" in fleet.output
+
+
 def test_apply_tag_alone_compiles_and_applies_without_persisting(fleet):
     stats = fleet.run("--tags", "fleetwall_apply")
     assert failures(stats) == [0, 0]

@@ -79,6 +79,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.services import
     ICMPV6_TYPES,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import simulate  # noqa: E402
+from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict  # noqa: E402
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.packets import packet_from_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,7 +269,9 @@ def compile_for(block: Block) -> HostRuleset:
 
 def expected_output(block: Block) -> str:
     show = block.args.get("show")
-    assert show in ("ipv4", "ipv6", "error", "warnings"), "%s: show must be ipv4, ipv6, error or warnings" % block.where
+    assert show in ("ipv4", "ipv6", "ipsets", "error", "warnings"), (
+        "%s: show must be ipv4, ipv6, ipsets, error or warnings" % block.where
+    )
     try:
         ruleset = compile_for(block)
     except PolicyError as exc:
@@ -278,6 +281,8 @@ def expected_output(block: Block) -> str:
     assert show != "error", "%s: the policy compiles; there is no error to show" % block.where
     if show == "warnings":
         return "".join(warning + "\n" for warning in ruleset.warnings)
+    if show == "ipsets":
+        return ruleset_to_dict(ruleset).get("ipsets", "")
     text = render_family(ruleset.family(4 if show == "ipv4" else 6))
     if block.args.get("select") == "rules":
         text = "".join(

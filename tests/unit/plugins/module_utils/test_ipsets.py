@@ -35,8 +35,12 @@ def web_v4(*members: str) -> AddressSet:
     return address_set("fw4-group:web", 4, members or ("10.0.0.0/24", "10.0.1.2/32"), ["10.0.0.5/32"])
 
 
-def test_a_reference_that_fits_is_the_name_as_written() -> None:
-    assert set_name(4, ["group:web"]) == "fw4-group:web"
+def test_a_group_reference_that_fits_is_its_name_with_group_shortened() -> None:
+    assert set_name(4, ["group:web"]) == "fw4-g:web"
+
+
+def test_a_host_reference_is_shortened_to_h() -> None:
+    assert set_name(6, ["office", "host:db1"]) == "fw6-office+h:db1"
 
 
 def test_names_of_the_two_families_differ() -> None:

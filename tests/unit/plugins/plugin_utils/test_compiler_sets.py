@@ -43,11 +43,11 @@ def test_without_the_threshold_variable_no_set_is_made() -> None:
 
 def test_a_group_reference_past_the_threshold_is_one_rule_matching_one_set() -> None:
     rules = input_rules(compile_host("db1"), 4, "fleetwall_policy.db.inbound[0]")
-    assert [(rule.source, rule.source_set) for rule in rules] == [(None, "fw4-group:web")]
+    assert [(rule.source, rule.source_set) for rule in rules] == [(None, "fw4-g:web")]
 
 
 def test_the_set_holds_the_groups_addresses_of_its_family() -> None:
-    assert set_named(compile_host("db1"), 6, "fw6-group:web").members == ("fd00::1:1", "fd00::1:2")
+    assert set_named(compile_host("db1"), 6, "fw6-g:web").members == ("fd00::1:1", "fd00::1:2")
 
 
 def test_a_reference_within_the_threshold_stays_one_rule_per_address() -> None:
@@ -65,7 +65,7 @@ def test_an_exception_inside_the_list_is_left_out_of_the_set() -> None:
 def test_a_list_of_exceptions_only_is_the_negated_set_of_what_it_excepts() -> None:
     policy = {"db": {"inbound": [{"service": "postgres", "from": "!host:web1"}]}}
     rules = input_rules(compile_host("db1", policy=policy), 4, "fleetwall_policy.db.inbound[0]")
-    assert [(rule.source_set, rule.source_set_negated) for rule in rules] == [("fw4-host:web1", True)]
+    assert [(rule.source_set, rule.source_set_negated) for rule in rules] == [("fw4-h:web1", True)]
 
 
 def test_exceptions_on_both_sides_stay_one_rule_per_family_instead_of_thousands() -> None:
@@ -77,7 +77,7 @@ def test_exceptions_on_both_sides_stay_one_rule_per_family_instead_of_thousands(
 
 def test_the_same_references_in_two_rules_share_one_set() -> None:
     policy = {"db": {"inbound": [{"service": "postgres", "from": "group:web"}, {"service": "redis", "from": "group:web"}]}}
-    assert [item.name for item in compile_host("db1", policy=policy).ipv4.sets] == ["fw4-group:web"]
+    assert [item.name for item in compile_host("db1", policy=policy).ipv4.sets] == ["fw4-g:web"]
 
 
 def test_two_hosts_get_byte_identical_definitions_of_the_same_set() -> None:
@@ -90,7 +90,7 @@ def test_a_membership_change_keeps_the_set_name_and_the_rules() -> None:
     groups = dict(GROUPS, all=GROUPS["all"] + ["web3"], web=["web1", "web2", "web3"])
     extra = {"web3": dict(HOSTS["web1"], ansible_host="10.0.1.9")}
     before, after = compile_host("db1"), compile_host("db1", groups=groups, extra_hosts=extra)
-    members = [set_named(ruleset, 4, "fw4-group:web").members for ruleset in (before, after)]
+    members = [set_named(ruleset, 4, "fw4-g:web").members for ruleset in (before, after)]
     assert (ruleset_to_dict(before)["ipv4"], members[0] != members[1]) == (ruleset_to_dict(after)["ipv4"], True)
 
 
