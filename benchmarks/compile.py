@@ -63,6 +63,8 @@ TARGET_MS_PER_HOST = 2.0  # at 1,000 hosts; shown for compile and for compile+re
 TARGET_MS_PER_HOST_SIZE = 1000
 TARGET_TOTAL_SECONDS = 30.0  # compile + render, at 10,000 hosts
 TARGET_TOTAL_SIZE = 10000
+TARGET_SET_RULES = 300  # rules on the largest host at 10,000 hosts, with sets (issue 10)
+TARGET_SET_SECONDS = 10.0  # compile + render at 10,000 hosts, with sets
 
 GROUP_NAMES = (
     "web", "api", "worker", "db", "cache", "queue", "search", "storage", "backup", "monitoring",
@@ -268,8 +270,9 @@ def make_hosts(rng: random.Random, size: int) -> Tuple[Dict[str, Dict[str, Any]]
     return host_vars, groups
 
 
-def make_inventory(size: int, seed: int) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, List[str]]]:
-    """(hostvars, groups) as Ansible passes them: the fleet variables (group_vars/all) on every host."""
+def make_inventory(size: int, seed: int, set_threshold: int = 0) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, List[str]]]:
+    """(hostvars, groups) as Ansible passes them: the fleet variables (group_vars/all) on every host,
+    and fleetwall_set_threshold when sets are measured."""
     rng = random.Random(seed)
     services = make_services(rng)
     fleet_vars = {
@@ -280,6 +283,8 @@ def make_inventory(size: int, seed: int) -> Tuple[Dict[str, Dict[str, Any]], Dic
     host_vars, groups = make_hosts(random.Random(seed + size), size)
     for variables in host_vars.values():
         variables.update(fleet_vars)
+        if set_threshold:
+            variables["fleetwall_set_threshold"] = set_threshold
     return host_vars, groups
 
 
@@ -302,12 +307,14 @@ def render_fleet(rulesets: Dict[str, Any]) -> int:
     dropped once it is measured; keeping 10,000 hosts' texts would mostly
     measure the size of the text.
     """
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.render import RenderCache, render_family
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.render import RenderCache
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 
     cache = RenderCache()
     total = 0
     for ruleset in rulesets.values():
-        total += len(render_family(ruleset.ipv4, cache)) + len(render_family(ruleset.ipv6, cache))
+        data = ruleset_to_dict(ruleset, cache)
+        total += len(data["ipv4"]) + len(data["ipv6"]) + len(data.get("ipsets", ""))
     return total
 
 
@@ -393,9 +400,9 @@ def compare_with_jinja(compiler: Any, rulesets: Dict[str, Any], sample: int) -> 
     }
 
 
-def measure(size: int, seed: int, jinja_sample: int, trace_memory: bool) -> Dict[str, Any]:
+def measure(size: int, seed: int, jinja_sample: int, trace_memory: bool, set_threshold: int = 0) -> Dict[str, Any]:
     """Every number of one size's table row (run in a child process)."""
-    hostvars, groups = make_inventory(size, seed)
+    hostvars, groups = make_inventory(size, seed, set_threshold)
     # Import outside the timed sections: a play has loaded the plugins already.
     import ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler  # noqa: F401
     import ansible_collections.fleetwall.iptables.plugins.module_utils.render  # noqa: F401
@@ -411,6 +418,8 @@ def measure(size: int, seed: int, jinja_sample: int, trace_memory: bool) -> Dict
     counts = [rule_count(ruleset) for ruleset in rulesets.values()]
     row = {
         "hosts": size,
+        "set_threshold": set_threshold,
+        "sets_max": max(len(ruleset.ipv4.sets) + len(ruleset.ipv6.sets) for ruleset in rulesets.values()),
         "compile_s": compiled - start,
         "render_s": done - compiled,
         "total_s": done - start,
@@ -419,7 +428,8 @@ def measure(size: int, seed: int, jinja_sample: int, trace_memory: bool) -> Dict
         "text_kib_per_host": text_bytes / 1024.0 / size,
         "maxrss_mib": maxrss_kib / 1024.0,
     }
-    row.update(compare_with_jinja(compiler, rulesets, jinja_sample))
+    if not set_threshold:
+        row.update(compare_with_jinja(compiler, rulesets, jinja_sample))
     del compiler, rulesets
     gc.collect()
 
@@ -447,13 +457,17 @@ def adversarial_inventory(policy: Dict[str, Any], host_rules: Any = None) -> Tup
     return hostvars, {"all": ["admin", "target"], "ungrouped": ["admin"], "target": ["target"]}
 
 
-def adversarial_cases(blocklist: int, host_rules: int) -> List[Tuple[str, Tuple[Dict[str, Any], Dict[str, List[str]]]]]:
+def adversarial_cases(blocklist: int, host_rules: int, set_threshold: int = 0) -> List[Tuple[str, Tuple[Dict[str, Any], Dict[str, List[str]]]]]:
     ssh = {"service": "ssh", "from": "host:admin"}
     cases = []
     if blocklist:
         addresses = ["%d.%d.%d.1" % (11 + index // 65536, index // 256 % 256, index % 256) for index in range(blocklist)]
         policy = {"target": {"inbound": [ssh, {"from": addresses, "action": "drop", "priority": 100}]}}
         cases.append(("from: of %s addresses (a blocklist)" % "{:,}".format(blocklist), adversarial_inventory(policy)))
+        if set_threshold:
+            hostvars, groups = adversarial_inventory(policy)
+            hostvars["target"]["fleetwall_set_threshold"] = set_threshold
+            cases.append(("the same blocklist as one ipset set", (hostvars, groups)))
     if host_rules:
         rules = [{"proto": "tcp", "port": str(1 + index % 65535), "from": "10.%d.%d.0/24" % (index // 256 % 256, index % 256)}
                  for index in range(host_rules)]
@@ -462,12 +476,12 @@ def adversarial_cases(blocklist: int, host_rules: int) -> List[Tuple[str, Tuple[
     return cases
 
 
-def measure_adversarial(blocklist: int, host_rules: int) -> None:
+def measure_adversarial(blocklist: int, host_rules: int, set_threshold: int = 0) -> None:
     """Compile and render one host with a very large rule or very many rules; print one line each."""
     from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 
-    cases = adversarial_cases(blocklist, host_rules)
+    cases = adversarial_cases(blocklist, host_rules, set_threshold)
     if not cases:
         return
     print()
@@ -477,7 +491,7 @@ def measure_adversarial(blocklist: int, host_rules: int) -> None:
         start = time.perf_counter()
         ruleset = FleetCompiler(hostvars, groups).compile_host("target")
         compiled = time.perf_counter()
-        text = render_family(ruleset.ipv4) + render_family(ruleset.ipv6)
+        text = "".join(ruleset_to_dict(ruleset).get(key, "") for key in ("ipv4", "ipv6", "ipsets"))
         done = time.perf_counter()
         print("  %-40s compile %6.2f s  render %5.2f s  %7d rules  %6.1f MiB of text  %d warning(s)"
               % (label, compiled - start, done - compiled, rule_count(ruleset), len(text) / 2.0 ** 20, len(ruleset.warnings)))
@@ -485,7 +499,8 @@ def measure_adversarial(blocklist: int, host_rules: int) -> None:
 
 def measure_in_child(size: int, args: argparse.Namespace) -> Dict[str, Any]:
     """One size in a fresh interpreter, so that ru_maxrss and caches belong to this size alone."""
-    command = [sys.executable, os.path.abspath(__file__), "--worker", str(size), "--seed", str(args.seed), "--jinja-sample", str(args.jinja_sample)]
+    command = [sys.executable, os.path.abspath(__file__), "--worker", str(size), "--seed", str(args.seed), "--jinja-sample", str(args.jinja_sample),
+               "--set-threshold", str(args.set_threshold)]
     if args.no_tracemalloc:
         command.append("--no-tracemalloc")
     output = subprocess.run(command, check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
@@ -497,6 +512,7 @@ def measure_in_child(size: int, args: argparse.Namespace) -> Dict[str, Any]:
 
 COLUMNS = (
     ("hosts", "hosts", "%d"),
+    ("set threshold", "set_threshold", "%d"),
     ("compile s", "compile_s", "%.2f"),
     ("render s", "render_s", "%.2f"),
     ("total s", "total_s", "%.2f"),
@@ -504,6 +520,7 @@ COLUMNS = (
     ("total ms/host", "total_ms_per_host", "%.3f"),
     ("rules/host mean", "rules_mean", "%.0f"),
     ("rules/host max", "rules_max", "%d"),
+    ("sets/host max", "sets_max", "%d"),
     ("tracemalloc peak MiB", "tracemalloc_peak_mib", "%.1f"),
     ("maxrss MiB", "maxrss_mib", "%.1f"),
 )
@@ -543,6 +560,20 @@ def print_targets(rows: List[Dict[str, Any]]) -> None:
     else:
         measured = "not measured (add %d to --sizes)" % TARGET_TOTAL_SIZE
     print("  %-15s < %.0f s for %d hosts: %s" % ("compile+render", TARGET_TOTAL_SECONDS, TARGET_TOTAL_SIZE, measured))
+
+
+def print_set_targets(rows: List[Dict[str, Any]]) -> None:
+    """Issue 10's targets with sets: at 10,000 hosts, at most 300 rules on the largest host, under 10 s in all."""
+    row = {row["hosts"]: row for row in rows}.get(TARGET_TOTAL_SIZE)
+    if not rows:
+        return
+    if row is None:
+        print("  with sets: not measured at %d hosts (add it to --sizes)" % TARGET_TOTAL_SIZE)
+        return
+    print("  with sets (threshold %d): largest host <= %d rules: %d  %s" % (
+        row["set_threshold"], TARGET_SET_RULES, row["rules_max"], verdict(row["rules_max"] <= TARGET_SET_RULES)))
+    print("  with sets: compile+render < %.0f s for %d hosts: %.2f s  %s" % (
+        TARGET_SET_SECONDS, TARGET_TOTAL_SIZE, row["total_s"], verdict(row["total_s"] < TARGET_SET_SECONDS)))
 
 
 def print_jinja(rows: List[Dict[str, Any]]) -> None:
@@ -588,24 +619,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="addresses in the adversarial blocklist case (default: 100000; 0 skips it)")
     parser.add_argument("--host-rules", type=int, default=10000, metavar="N",
                         help="rules in the adversarial one-host case (default: 10000; 0 skips it)")
+    parser.add_argument("--set-threshold", type=int, default=16, metavar="N",
+                        help="also measure every size with fleetwall_set_threshold N (ipset sets; default: 16; 0: linear rules only)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # one size, in a child process
     args = parser.parse_args(argv)
 
     import_collection()
     if args.worker:
-        print(json.dumps(measure(args.worker, args.seed, args.jinja_sample, not args.no_tracemalloc)))
+        print(json.dumps(measure(args.worker, args.seed, args.jinja_sample, not args.no_tracemalloc, args.set_threshold)))
         return 0
 
     print("fleetwall compile benchmark: Python %s, %d CPU(s), seed %d" % (sys.version.split()[0], os.cpu_count() or 0, args.seed), flush=True)
     rows = []
+    thresholds = [0] + ([args.set_threshold] if args.set_threshold else [])
     for size in args.sizes:
-        print("  measuring %d hosts ..." % size, file=sys.stderr, flush=True)
-        rows.append(measure_in_child(size, args))
+        for threshold in thresholds:
+            print("  measuring %d hosts, set threshold %d ..." % (size, threshold), file=sys.stderr, flush=True)
+            rows.append(measure_in_child(size, argparse.Namespace(**dict(vars(args), set_threshold=threshold))))
     print()
     print_table(rows)
-    print_targets(rows)
-    print_jinja(rows)
-    measure_adversarial(args.blocklist, args.host_rules)
+    linear = [row for row in rows if not row["set_threshold"]]
+    print_targets(linear)
+    print_set_targets([row for row in rows if row["set_threshold"]])
+    print_jinja(linear)
+    measure_adversarial(args.blocklist, args.host_rules, args.set_threshold)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"seed": args.seed, "python": sys.version.split()[0], "rows": rows}, handle, indent=2)

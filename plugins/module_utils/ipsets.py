@@ -128,10 +128,22 @@ def _sorted_members(members, family):
     return tuple(sorted(canonical, key=_member_key))
 
 
-def address_set(name, family, members, exceptions=()):
-    # type: (str, int, Iterable[str], Iterable[str]) -> AddressSet
-    """An AddressSet with canonical, sorted members and sizes fitted to them."""
-    canonical_members = _sorted_members(members, family)
+def _trusted_members(cidrs, family):
+    # type: (Sequence[str], int) -> Tuple[str, ...]
+    """Members from CIDRs that are canonical, sorted and disjoint already (the
+    compiler's merged networks): only the host prefix length is dropped."""
+    host_suffix = "/32" if family == 4 else "/128"
+    return tuple(cidr[: -len(host_suffix)] if cidr.endswith(host_suffix) else cidr for cidr in cidrs)
+
+
+def address_set(name, family, members, exceptions=(), merged=False):
+    # type: (str, int, Iterable[str], Iterable[str], bool) -> AddressSet
+    """An AddressSet with canonical, sorted members and sizes fitted to them.
+    ``merged=True`` trusts members that are canonical, sorted, disjoint CIDRs."""
+    if merged:
+        canonical_members = _trusted_members(list(members), family)
+    else:
+        canonical_members = _sorted_members(members, family)
     canonical_exceptions = _sorted_members(exceptions, family)
     hashsize, maxelem = sizing(len(canonical_members) + len(canonical_exceptions))
     return AddressSet(name, family, canonical_members, canonical_exceptions, maxelem, hashsize)

@@ -117,7 +117,8 @@ class AddressSets:
         name = set_name(family, labels)
         known = self._labels.get(name)
         if known is None:
-            self._sets[name] = address_set(name, family, cidrs)
+            # The resolver's CIDRs are merged, sorted and canonical: no second parse.
+            self._sets[name] = address_set(name, family, cidrs, merged=True)
             self._labels[name] = labels
         elif known != labels:
             raise PolicyError(["%s: the ipset name %s is already taken by %s; reorder or rename the references" % (path, name, " ".join(known))])

@@ -105,3 +105,8 @@ def test_parse_save_refuses_a_fleetwall_set_of_another_type() -> None:
 
 def test_member_changes_name_what_an_update_adds_and_removes() -> None:
     assert member_changes(web_v4(), web_v4("10.0.0.0/24", "10.0.2.1/32")) == {"added": ["10.0.2.1"], "removed": ["10.0.1.2"]}
+
+
+def test_merged_members_are_taken_as_they_are_less_the_host_prefix() -> None:
+    members = ["10.0.0.0/24", "10.0.1.2/32", "10.0.2.0/23"]
+    assert address_set("fw4-x", 4, members, merged=True).members == address_set("fw4-x", 4, members).members
