@@ -196,12 +196,13 @@ def rule_source(index: int) -> str:
 
 def make_inventory(size: int) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, List[str]]]:
     host_rules = [
-        {"from": rule_source(index), "proto": "tcp", "port": 1024 + index % 50000} for index in range(size)
+        {"from": rule_source(index), "proto": "tcp", "port": str(1024 + index % 50000)} for index in range(size)
     ]
     hostvars = {
         HOST: {
             "inventory_hostname": HOST,
             "ansible_host": "192.0.2.10",
+            "ansible_connection": "local",  # driven through `ip netns exec`, never over SSH
             "ansible_default_ipv6": {"address": "2001:db8::10"},
             "fleetwall_host_rules": {"inbound": host_rules},
             "fleetwall_baseline": False,  # exactly the N rules, in both families' rulesets

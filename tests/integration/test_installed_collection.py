@@ -31,13 +31,14 @@ SHIPPED = [
     "docs/*.md", "examples/*.yml",
     "playbooks/*.yml", "roles/*/defaults/main.yml", "roles/*/meta/*.yml", "roles/*/tasks/*.yml",
     "plugins/action/*.py", "plugins/filter/*.py", "plugins/filter/*.yml", "plugins/modules/*.py",
-    "plugins/module_utils/*.py", "plugins/plugin_utils/*.py",
+    "plugins/module_utils/*.py", "plugins/plugin_utils/*.py", "plugins/plugin_utils/*.html.j2",
     "tests/config.yml", "tests/conftest.py", "tests/unit/*.py", "tests/unit/requirements.txt",
     "tests/integration/*.py", "tests/integration/README.md",
 ]
 REQUIRED = ["meta/runtime.yml", "playbooks/site.yml", "playbooks/render.yml", "playbooks/verify.yml",
             "roles/fleetwall_firewall/tasks/main.yml", "roles/fleetwall_persistence/tasks/main.yml",
-            "plugins/modules/ruleset.py", "plugins/modules/probe.py", "LICENSE", "README.md"]
+            "plugins/modules/ruleset.py", "plugins/modules/probe.py", "plugins/plugin_utils/report.html.j2",
+            "LICENSE", "README.md"]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS_ROOT = REPO / ".build" / "pytest"
 HOSTS = {"web1": ("web", "10.9.0.1"), "db1": ("db", "10.9.0.2")}
 POLICY = {
+    "all": {"inbound": [{"service": "ssh", "from": "any"}]},
     "web": {"inbound": [{"service": "http", "from": "any"}]},
     "db": {"inbound": [{"service": "postgres", "from": "group:web"}, {"service": "postgres", "from": "10.9.0.1"}]},
 }
@@ -70,11 +71,11 @@ def test_a_host_with_compile_warnings_gets_them_one_a_line(rendered):
 
 def test_a_stale_warnings_file_goes_once_the_host_no_longer_warns(workdir):
     render(workdir, POLICY, "-e", "fleetwall_render_dir=%s" % (workdir / "rendered"))
-    render(workdir, {"web": POLICY["web"], "db": {"inbound": POLICY["db"]["inbound"][:1]}})
+    render(workdir, {"all": POLICY["all"], "web": POLICY["web"], "db": {"inbound": POLICY["db"]["inbound"][:1]}})
     assert not (workdir / "rendered" / "db1.warnings").exists()
 
 
 def test_a_policy_that_fails_for_one_host_writes_no_host_files(workdir):
-    bad = {"web": POLICY["web"], "db": {"inbound": [{"service": "postgres", "from": "group:wbe"}]}}
+    bad = {"all": POLICY["all"], "web": POLICY["web"], "db": {"inbound": [{"service": "postgres", "from": "group:wbe"}]}}
     completed = render(workdir, bad)
     assert (completed.returncode, (workdir / "rendered").exists()) == (2, False)
