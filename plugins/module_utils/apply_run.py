@@ -11,7 +11,12 @@ module hands in the host's real ones (host_tools.py).
 The host ends with the previous rulesets of both families or the new ones,
 never a mix: a failed restore or a re-read that differs from the plan puts
 back every family already applied, and the guardian restores both if the
-module dies in between.
+module dies in between. fleetwall's ipset sets follow set_plan.py's order
+around the rules: new sets before ``--test`` (which refuses a rule naming a
+missing set), changed sets swapped in after the guardian starts, unused
+sets destroyed last; a way back puts the previous sets back before the
+previous rules and destroys the new sets after them, so no rule ever names a
+set that is missing.
 
 Module code: keep it compatible with Python 3.6.
 """
@@ -30,7 +35,9 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import
     Watchdog,
     prune_backups,
 )
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text, parse_save
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import live_projection, unified_diff
+from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import NO_SETS, SetPlan
 
 
 class Tools:
@@ -63,6 +70,21 @@ class Tools:
 
     def start_guardian(self, config):
         # type: (Dict[str, Any]) -> Guardian
+        raise NotImplementedError
+
+    def ipset_save(self):
+        # type: () -> str
+        """``ipset save``'s output."""
+        raise NotImplementedError
+
+    def ipset_restore(self, text):
+        # type: (str) -> Tuple[int, str]
+        """Feed `text` to ``ipset -exist restore``; (exit status, its message)."""
+        raise NotImplementedError
+
+    def ipset_restore_argv(self):
+        # type: () -> List[str]
+        """The ``ipset -exist restore`` command line the guardian runs to roll back."""
         raise NotImplementedError
 
 
@@ -103,10 +125,31 @@ def validate(plans, tools):
             )
 
 
-def apply_plans(plans, tools, settings):
-    # type: (Sequence[FamilyPlan], Tools, ApplySettings) -> Dict[str, Any]
-    """Validate, back up, apply and verify; the run's backup paths and watchdog. ApplyFailed on failure."""
-    validate(plans, tools)
+def prepare_and_validate(plans, tools, sets):
+    # type: (Sequence[FamilyPlan], Tools, SetPlan) -> None
+    """Create the new sets, then restore --test; on failure destroy them again and raise ApplyFailed."""
+    try:
+        ipset_step(tools, sets.prepare, "could not create the new ipset sets")
+        validate(plans, tools)
+    except ApplyFailed:
+        if sets.rollback_cleanup:
+            tools.ipset_restore(sets.rollback_cleanup)
+        raise
+
+
+def ipset_step(tools, text, what):
+    # type: (Tools, str, str) -> None
+    """Feed one phase to ``ipset -exist restore`` (nothing when empty); ApplyFailed saying `what` failed."""
+    if not text:
+        return
+    rc, message = tools.ipset_restore(text)
+    if rc != 0:
+        raise ApplyFailed("%s: %s" % (what, failing_line(message, text)))
+
+
+def guard(plans, tools, settings, sets):
+    # type: (Sequence[FamilyPlan], Tools, ApplySettings, SetPlan) -> Tuple[Watchdog, Guardian, Dict[str, str]]
+    """Back up the previous rules and sets and start the guardian that can put them back."""
     watchdog = Watchdog.create(settings.backup_dir)
     backups = {}  # type: Dict[str, str]
     steps = []  # type: List[RollbackStep]
@@ -114,12 +157,25 @@ def apply_plans(plans, tools, settings):
         argv = tools.restore_argv(plan.spec.command, plan.noflush)
         steps.append(watchdog.backup(plan.spec.family, plan.before, plan.rollback_text, argv))
         backups[plan.spec.key] = watchdog.backup_path(plan.spec.family)
+    if sets.needed:
+        first, last = watchdog.backup_sets(
+            canonical_text(sets.before.values()), sets.rollback, sets.rollback_cleanup, tools.ipset_restore_argv())
+        steps = [first] + steps + [last]
+        backups["ipset"] = watchdog.backup_path("sets")
     watchdog.wait_for_confirmation(settings.rollback_timeout)
     guardian = tools.start_guardian(watchdog.guardian_config(steps, settings.rollback_timeout))
+    return watchdog, guardian, backups
+
+
+def apply_plans(plans, tools, settings, sets=NO_SETS):
+    # type: (Sequence[FamilyPlan], Tools, ApplySettings, SetPlan) -> Dict[str, Any]
+    """Validate, back up, apply and verify; the run's backup paths and watchdog. ApplyFailed on failure."""
+    prepare_and_validate(plans, tools, sets)
+    watchdog, guardian, backups = guard(plans, tools, settings, sets)
     applied = []  # type: List[FamilyPlan]
-    failure = restore_changed(plans, tools, applied) or verify(plans, tools, settings.mode)
+    failure = change_and_verify(plans, tools, settings.mode, sets, applied)
     if failure is not None:
-        put_back(tools, applied)
+        put_back(tools, applied, sets)
         guardian.tell("aborted")
         watchdog.stand_down()
         raise ApplyFailed(failure)
@@ -131,6 +187,24 @@ def apply_plans(plans, tools, settings):
         watchdog.stand_down()
     prune_backups(settings.backup_dir, settings.backup_keep)
     return outcome
+
+
+def change_and_verify(plans, tools, mode, sets, applied):
+    # type: (Sequence[FamilyPlan], Tools, str, SetPlan, List[FamilyPlan]) -> Optional[str]
+    """Swap in the changed sets, restore the rules, re-read both, destroy the unused sets; the failure, if any."""
+    try:
+        ipset_step(tools, sets.update, "could not update the ipset sets; the previous rules and sets are back")
+    except ApplyFailed as exc:
+        return str(exc)
+    failure = restore_changed(plans, tools, applied) or verify(plans, tools, mode) or verify_sets(tools, sets)
+    if failure is not None:
+        return failure
+    try:
+        ipset_step(tools, sets.cleanup, "could not destroy the ipset sets no rule uses any more; "
+                                        "the previous rules and sets are back")
+    except ApplyFailed as exc:
+        return str(exc)
+    return None
 
 
 def restore_changed(plans, tools, applied):
@@ -161,7 +235,31 @@ def verify(plans, tools, mode):
     return None
 
 
-def put_back(tools, applied):
-    # type: (Tools, Sequence[FamilyPlan]) -> None
+def verify_sets(tools, sets):
+    # type: (Tools, SetPlan) -> Optional[str]
+    """Re-read the sets the new rules use; the difference, if the kernel does not hold what the plan says."""
+    if not sets.after:
+        return None
+    try:
+        live = parse_save(tools.ipset_save())
+    except (ApplyFailed, ValueError) as exc:
+        return "could not re-read the ipset sets (%s); the previous rules and sets are back" % exc
+    now = canonical_text(live[name] for name in sorted(sets.after) if name in live)
+    wanted = canonical_text(sets.after.values())
+    if now != wanted:
+        return (
+            "after applying, the live ipset sets differ from the policy; the previous rules and sets are back. "
+            "Difference:\n%s" % unified_diff(now, wanted, "ipset")
+        )
+    return None
+
+
+def put_back(tools, applied, sets=NO_SETS):
+    # type: (Tools, Sequence[FamilyPlan], SetPlan) -> None
+    """The previous sets, then the previous rules, then destroy the sets only the new rules used."""
+    if sets.rollback:
+        tools.ipset_restore(sets.rollback)
     for plan in reversed(applied):
         tools.restore(plan.spec.command, plan.rollback_text, noflush=plan.noflush)
+    if sets.rollback_cleanup:
+        tools.ipset_restore(sets.rollback_cleanup)

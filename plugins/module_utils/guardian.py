@@ -9,6 +9,11 @@ that changes something has a token (time stamp and random suffix) and, in
 
 * ``TOKEN.v4`` / ``TOKEN.v6``: the previous rules (mode 0600), and
   ``TOKEN.vN.rollback``: the restore input that puts them back;
+* ``TOKEN.sets`` when the run touches fleetwall's ipset sets: the previous
+  sets (mode 0600), ``TOKEN.sets.rollback`` (``ipset -exist restore`` input
+  that puts them back, run before the families' restores) and
+  ``TOKEN.sets.cleanup`` (destroys the sets the previous state did not
+  have, run after them, once no previous rule can name them);
 * ``watchdog-TOKEN.pending`` while the new rulesets wait for a confirmation
   (a confirmation deletes it);
 * ``watchdog-TOKEN.rolled-back`` once the guardian restored the previous
@@ -37,7 +42,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 GUARDIAN_SOURCE = r'''
 import json, os, subprocess, sys, time
@@ -108,8 +113,10 @@ class Watchdog:
         return os.path.join(self.directory, "watchdog-%s.rolled-back" % self.token)
 
     def backup_path(self, family):
-        # type: (int) -> str
-        return os.path.join(self.directory, "%s.v%d" % (self.token, family))
+        # type: (Union[int, str]) -> str
+        """TOKEN.v4, TOKEN.v6, or TOKEN.sets for ``backup_path("sets")``."""
+        suffix = "v%d" % family if isinstance(family, int) else family
+        return os.path.join(self.directory, "%s.%s" % (self.token, suffix))
 
     def backup(self, family, previous, rollback_text, restore_argv):
         # type: (int, str, str, List[str]) -> RollbackStep
@@ -119,6 +126,17 @@ class Watchdog:
         os.chmod(path, 0o600)
         _write(path + ".rollback", rollback_text)
         return RollbackStep(list(restore_argv), path + ".rollback")
+
+    def backup_sets(self, previous, rollback_text, cleanup_text, restore_argv):
+        # type: (str, str, str, List[str]) -> Tuple[RollbackStep, RollbackStep]
+        """Keep the previous sets; (the step that puts them back, the step that
+        destroys the new ones), to run before and after the families' steps."""
+        path = self.backup_path("sets")
+        _write(path, previous)
+        os.chmod(path, 0o600)
+        _write(path + ".rollback", rollback_text)
+        _write(path + ".cleanup", cleanup_text)
+        return RollbackStep(list(restore_argv), path + ".rollback"), RollbackStep(list(restore_argv), path + ".cleanup")
 
     def wait_for_confirmation(self, timeout):
         # type: (int) -> None
@@ -184,13 +202,14 @@ class Guardian:
 
 def prune_backups(directory, keep):
     # type: (str, int) -> None
-    """Keep the newest `keep` backups per family (tokens sort by time)."""
-    for suffix in ("v4", "v6"):
+    """Keep the newest `keep` backups per family and of the sets (tokens sort by time)."""
+    for suffix in ("v4", "v6", "sets"):
         backups = sorted(glob.glob(os.path.join(directory, "*.%s" % suffix)))
         for path in backups[:-keep] if keep > 0 else backups:
             os.unlink(path)
-            if os.path.exists(path + ".rollback"):
-                os.unlink(path + ".rollback")
+            for companion in (path + ".rollback", path + ".cleanup"):
+                if os.path.exists(companion):
+                    os.unlink(companion)
 
 
 def confirm_watchdogs(directory, check_mode):

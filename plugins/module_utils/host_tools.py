@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetwall contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host's iptables tools, as the apply sequence (apply_run.Tools) uses them.
+"""The host's iptables tools and ipset, as the apply sequence (apply_run.Tools) uses them.
 
 Private to the fleetwall.iptables collection. The tools that only read run at
 the same time: the other backend's save tools and both families' saves
-(nothing depends on another's output), which takes about half the wall
+(nothing depends on another's output) and ``ipset save``, which takes about half the wall
 time of running them one after the other. AnsibleModule.run_command runs one
 process and waits for it, so this runs them with subprocess.
 
@@ -45,6 +45,9 @@ class Completed(NamedTuple):
 class HostState(NamedTuple):
     backend: str  # nf_tables or legacy
     saves: Dict[str, str]  # family key (ipv4, ipv6) -> its save tool's output
+    # `ipset save`'s output; None without an ipset binary, or when it could not read the sets
+    ipset_saved: Optional[str] = None
+    ipset_problem: str = ""  # why ipset_saved is None
 
 
 def _environment():
@@ -95,6 +98,8 @@ class HostTools(Tools):
         """`find` is AnsibleModule.get_bin_path; ApplyFailed naming a missing tool."""
         self.find = find
         self.paths = {}  # type: Dict[str, str]
+        # Optional: a host without ipset keeps working as long as its ruleset has no sets.
+        self.ipset = find("ipset")
         for spec in FAMILIES:
             for suffix in ("-save", "-restore"):
                 name = spec.command + suffix
@@ -115,14 +120,19 @@ class HostTools(Tools):
         others = [(spec.command, self.find("%s-%s-save" % (spec.command, other))) for spec in FAMILIES]
         others = [(command, path) for command, path in others if path is not None]
         argvs = [[self.paths[spec.command + "-save"]] for spec in FAMILIES] + [[path] for command, path in others]
-        results = run_together(argvs)
-        for (command, path), result in zip(others, results[len(FAMILIES):]):
+        results = run_together(argvs + ([[self.ipset, "save"]] if self.ipset else []))
+        for (command, path), result in zip(others, results[len(FAMILIES):len(argvs)]):
             if result.returncode == 0 and has_rules(result.stdout):
                 raise ApplyFailed(other_backend_refusal(command, backend, other))
         saves = {}  # type: Dict[str, str]
         for spec, result in zip(FAMILIES, results):
             saves[spec.key] = self._checked(spec.command, result)
-        return HostState(backend, saves)
+        if not self.ipset:
+            return HostState(backend, saves, None, "ipset was not found")
+        saved = results[len(argvs)]
+        if saved.returncode != 0:
+            return HostState(backend, saves, None, "ipset save failed: %s" % saved.message)
+        return HostState(backend, saves, saved.stdout)
 
     @staticmethod
     def _checked(command, result):
@@ -156,6 +166,28 @@ class HostTools(Tools):
     def restore_argv(self, command, noflush):
         # type: (str, bool) -> List[str]
         return [self.paths[command + "-restore"]] + (["--noflush"] if noflush else [])
+
+    def ipset_save(self):
+        # type: () -> str
+        result = run([self._ipset_path(), "save"])
+        if result.returncode != 0:
+            raise ApplyFailed("ipset save failed: %s" % result.message)
+        return result.stdout
+
+    def ipset_restore(self, text):
+        # type: (str) -> Tuple[int, str]
+        result = run(self.ipset_restore_argv(), data=text)
+        return result.returncode, result.message
+
+    def ipset_restore_argv(self):
+        # type: () -> List[str]
+        return [self._ipset_path(), "-exist", "restore"]
+
+    def _ipset_path(self):
+        # type: () -> str
+        if not self.ipset:
+            raise ApplyFailed("ipset was not found; install ipset on this host")
+        return self.ipset
 
     def start_guardian(self, config):
         # type: (Dict[str, Any]) -> Guardian

@@ -33,7 +33,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import (
     TEMPORARY_SUFFIX,
@@ -118,6 +118,21 @@ def plan_sets(desired, live_saved):
         rollback=_lines_text(rollback),
         rollback_cleanup=_lines_text(["destroy %s" % name for name in sorted(after) if name not in before]),
     )
+
+
+def sets_unchanged(received, live_saved):
+    # type: (object, Optional[str]) -> bool
+    """Whether fleetwall's live sets already are the compiled ruleset's ``ipsets``
+    text (absent: no sets), without parsing the ruleset: the no-op fast path.
+    Leftover fleetwall sets count as a change; other software's sets do not."""
+    wanted = received if received is not None else ""
+    if not isinstance(wanted, str):
+        return False
+    try:
+        live = parse_save(live_saved or "")
+    except ValueError:
+        return False
+    return canonical_text(live.values()) == wanted
 
 
 def set_diff_entry(plan):

@@ -27,6 +27,16 @@ description:
     backend (nf_tables or legacy).
   - With O(rollback_timeout), the previous rulesets come back by themselves unless a later task confirms the new
     ones with O(confirm) over a fresh connection.
+  - When the compiled ruleset matches ipset sets (its C(ipsets) text, see C(fleetwall_set_threshold)), the sets are
+    part of the ruleset. Members are compared in canonical form (C(ipset save), sorted, without per-boot noise),
+    so a set counts as C(changed) only on a real difference. New sets are created before the rules are validated
+    (C(iptables-restore --test) refuses a rule naming a missing set); changed sets are rebuilt as a temporary twin
+    and swapped in atomically (C(ipset swap)); sets no rule uses any more are destroyed after the rules are
+    restored. The backup, the guardian and the re-read after applying cover the sets too; a failure or a killed
+    module puts back the previous sets, then the previous rules, then destroys the sets only the new rules used.
+  - Only fleetwall's own sets (names C(fw4-*) and C(fw6-*)) are ever read, changed or destroyed; other software's
+    sets (fail2ban's, for instance) are left as they are, in both modes. A ruleset with sets on a host without the
+    C(ipset) command is refused before anything changes; without sets, C(ipset) is not needed.
 options:
   ruleset:
     description:
@@ -106,13 +116,16 @@ attributes:
   diff_mode:
     description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: full
-    details: A unified diff per family between the live rules and the policy's.
+    details:
+      - A unified diff per family between the live rules and the policy's, and, when fleetwall's ipset sets exist
+        or the ruleset has sets, one between the live sets and the policy's in canonical C(ipset save) form.
   platform:
     description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 requirements:
   - iptables (nf_tables or legacy backend) with iptables-save, iptables-restore, ip6tables-save, ip6tables-restore
+  - ipset, only when the compiled ruleset matches ipset sets
 notes:
   - The watchdog is a detached process started from the module. It survives the end of the SSH session, but not a
     reboot; persisting rulesets across reboots is the job of the P(fleetwall.iptables.fleetwall_persistence#role) role.
@@ -161,11 +174,22 @@ mode:
   returned: always, except with O(confirm)
   type: str
   sample: own
-backup:
-  description: Paths of the backups of the previous rulesets, per family; empty when nothing changed.
+sets:
+  description:
+    - fleetwall's ipset sets that change, by name, with the members added and removed (an exception as
+      C(MEMBER nomatch)). A new set lists all its members as added, a set no rule uses any more all its members as
+      removed. Empty when no set changes.
   returned: always, except with O(confirm)
   type: dict
-  sample: {"ipv4": "/var/lib/fleetwall/20261122T001500-3f2a.v4", "ipv6": "/var/lib/fleetwall/20261122T001500-3f2a.v6"}
+  sample: {"fw4-group:web": {"added": ["192.0.2.17", "198.51.100.0/24"], "removed": ["192.0.2.9"]}}
+backup:
+  description:
+    - Paths of the backups of the previous rulesets, per family, and of fleetwall's previous ipset sets
+      (C(ipset), when the run touches sets); empty when nothing changed.
+  returned: always, except with O(confirm)
+  type: dict
+  sample: {"ipv4": "/var/lib/fleetwall/20261122T001500-3f2a.v4", "ipv6": "/var/lib/fleetwall/20261122T001500-3f2a.v6",
+           "ipset": "/var/lib/fleetwall/20261122T001500-3f2a.sets"}
 lockout_check:
   description:
     - What the lockout check did. V(checked=false) comes with a C(reason).
@@ -222,6 +246,14 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import 
     not_checked,
     parse_ssh_connection,
 )
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError
+from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
+    NO_SETS,
+    plan_sets,
+    set_changes,
+    set_diff_entry,
+    sets_unchanged,
+)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 
 ARGUMENT_SPEC = dict(
@@ -246,21 +278,46 @@ def confirm(module):
     module.exit_json(changed=bool(tokens), confirmed=tokens)
 
 
-def plan(params, saves):
-    """(plans, parsed ruleset or None when nothing changes and nothing was parsed)."""
-    if params["mode"] == "own":
-        plans = unchanged_plans(params["ruleset"], saves)
+def plan(params, host):
+    """(family plans, set plan, parsed ruleset or None when nothing changes and nothing was parsed)."""
+    received = params["ruleset"]
+    if params["mode"] == "own" and sets_unchanged(received.get("ipsets"), host.ipset_saved):
+        plans = unchanged_plans(received, host.saves)
         if plans is not None:
-            return plans, None
+            return plans, NO_SETS, None
     try:
-        ruleset = ruleset_from_dict(params["ruleset"])
+        ruleset = ruleset_from_dict(received)
     except ValueError as exc:
         raise PlanRefusal("ruleset: %s" % exc)
     plans = [
-        plan_family(spec, ruleset.family(spec.family), saves[spec.key], params["mode"], params["takeover"])
+        plan_family(spec, ruleset.family(spec.family), host.saves[spec.key], params["mode"], params["takeover"])
         for spec in FAMILIES
     ]
-    return plans, ruleset
+    return plans, plan_ipsets(ruleset, host), ruleset
+
+
+def plan_ipsets(ruleset, host):
+    """The set plan; PlanRefusal when the ruleset has sets and the host cannot hold them."""
+    desired = ruleset.ipv4.sets + ruleset.ipv6.sets
+    if desired and host.ipset_saved is None:
+        raise PlanRefusal(
+            "the ruleset matches ipset sets (%s) but %s; install ipset on this host, nothing was changed"
+            % (", ".join(sorted(item.name for item in desired)), host.ipset_problem)
+        )
+    try:
+        return plan_sets(desired, host.ipset_saved or "")
+    except SetTextError as exc:
+        raise PlanRefusal("cannot read ipset save's output: %s" % exc)
+
+
+def report(module, plans, sets, host):
+    """The result before applying: what changes, per family and per set, and the diff."""
+    changed = any(family_plan.changed for family_plan in plans) or sets.changed
+    result = dict(changed=changed, backend=host.backend, mode=module.params["mode"], rules=rule_changes(plans),
+                  sets=set_changes(sets), backup={})
+    if module._diff:
+        result["diff"] = diff_entries(plans) + ([set_diff_entry(sets)] if sets.needed else [])
+    return result
 
 
 def lockout_check(module, ruleset, changed):
@@ -296,15 +353,13 @@ def main():
     try:
         tools = HostTools(module.get_bin_path)
         host = tools.read_host()
-        plans, ruleset = plan(params, host.saves)
-        changed = any(family_plan.changed for family_plan in plans)
-        result = dict(changed=changed, backend=host.backend, mode=params["mode"], rules=rule_changes(plans), backup={})
-        if module._diff:
-            result["diff"] = diff_entries(plans)
+        plans, sets, ruleset = plan(params, host)
+        result = report(module, plans, sets, host)
+        changed = result["changed"]
         result["lockout_check"] = lockout_check(module, ruleset, changed)
         if changed and not module.check_mode:
             settings = ApplySettings(params["mode"], params["backup_dir"], params["backup_keep"], params["rollback_timeout"])
-            result.update(apply_plans(plans, tools, settings))
+            result.update(apply_plans(plans, tools, settings, sets))
     except (PlanRefusal, ApplyFailed) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except LockoutRefusal as exc:

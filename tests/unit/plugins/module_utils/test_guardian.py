@@ -58,6 +58,23 @@ def test_pruning_keeps_the_newest_backups_of_each_family_with_their_rollback_inp
         "20260103T000000-c.v4", "20260103T000000-c.v4.rollback", "20260103T000000-c.v6"]
 
 
+def test_pruning_keeps_the_newest_set_backups_with_their_rollback_and_cleanup_inputs(tmp_path):
+    for stamp in ("20260101T000000-a", "20260102T000000-b"):
+        for suffix in (".sets", ".sets.rollback", ".sets.cleanup"):
+            (tmp_path / (stamp + suffix)).write_text("")
+    prune_backups(str(tmp_path), 1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "20260102T000000-b.sets", "20260102T000000-b.sets.cleanup", "20260102T000000-b.sets.rollback"]
+
+
+def test_the_set_backup_gives_a_step_before_and_a_step_after_the_families(tmp_path):
+    watchdog = Watchdog(str(tmp_path), "20260101T000000-a")
+    first, last = watchdog.backup_sets("create fw4-a hash:net family inet maxelem 65536\n", "ROLLBACK\n", "CLEANUP\n",
+                                       ["/usr/sbin/ipset", "-exist", "restore"])
+    assert (Path(first.input).read_text(), Path(last.input).read_text(), first.argv) == (
+        "ROLLBACK\n", "CLEANUP\n", ["/usr/sbin/ipset", "-exist", "restore"])
+
+
 def test_a_new_watchdog_makes_its_directory_private_to_root(tmp_path):
     watchdog = Watchdog.create(str(tmp_path / "fleetwall"))
     assert (oct((tmp_path / "fleetwall").stat().st_mode & 0o777), Path(watchdog.pending).parent) == (

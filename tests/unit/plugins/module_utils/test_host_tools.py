@@ -84,3 +84,32 @@ def test_both_families_are_tested_at_once_each_with_its_own_input(tmp_path):
 def test_saves_of_both_families_come_back_in_order(tmp_path):
     tools = fake_tools(tmp_path, {"iptables-save": "sleep 0.2; echo v4\n", "ip6tables-save": "echo v6\n"})
     assert tools.save_each(["iptables", "ip6tables"]) == ["v4\n", "v6\n"]
+
+
+IPSET_SAVE = "create fw4-group:web hash:net family inet hashsize 64 maxelem 65536 bucketsize 12 initval 0x1\n"
+
+
+def test_ipset_save_is_read_with_the_rules_when_ipset_exists(tmp_path):
+    tools = fake_tools(tmp_path, {"iptables-save": NF_TABLES_SAVE, "ipset": 'test "$1" = save && printf "%s"\n' % IPSET_SAVE})
+    assert tools.read_host().ipset_saved == IPSET_SAVE
+
+
+def test_a_host_without_ipset_reads_no_sets_and_says_why(tmp_path):
+    state = fake_tools(tmp_path, {"iptables-save": NF_TABLES_SAVE}).read_host()
+    assert (state.ipset_saved, state.ipset_problem) == (None, "ipset was not found")
+
+
+def test_a_failing_ipset_save_reads_no_sets_and_keeps_its_message(tmp_path):
+    tools = fake_tools(tmp_path, {"iptables-save": NF_TABLES_SAVE, "ipset": "echo 'Kernel error received: Protocol not supported' >&2; exit 1\n"})
+    assert tools.read_host().ipset_problem == "ipset save failed: Kernel error received: Protocol not supported"
+
+
+def test_ipset_restore_is_always_exist_restore_fed_the_text(tmp_path):
+    tools = fake_tools(tmp_path, {"ipset": 'cat > "%s/input"; echo "$*" > "%s/args"\n' % (tmp_path, tmp_path)})
+    tools.ipset_restore("destroy fw4-old\n")
+    assert ((tmp_path / "input").read_text(), (tmp_path / "args").read_text()) == ("destroy fw4-old\n", "-exist restore\n")
+
+
+def test_ipset_commands_without_ipset_ask_to_install_it(tmp_path):
+    with pytest.raises(ApplyFailed, match="^ipset was not found; install ipset on this host$"):
+        fake_tools(tmp_path, {}).ipset_restore_argv()

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set
-from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import NO_SETS, plan_sets, set_changes, set_diff_entry
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text
+from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
+    NO_SETS,
+    plan_sets,
+    set_changes,
+    set_diff_entry,
+    sets_unchanged,
+)
 
 SAVED = """\
 create f2b-sshd hash:ip family inet hashsize 1024 maxelem 65536 timeout 600 bucketsize 12 initval 0x1
@@ -78,3 +85,23 @@ def test_member_changes_are_listed_per_set() -> None:
         "fw4-group:web": {"added": ["10.0.3.3"], "removed": ["10.0.1.2"]},
         "fw4-old": {"added": [], "removed": ["10.8.0.0/16"]},
     }
+
+
+def test_the_fast_path_sees_live_sets_equal_to_the_received_text_as_unchanged() -> None:
+    assert sets_unchanged(canonical_text([web(), address_set("fw4-old", 4, ["10.8.0.0/16"])]), SAVED) is True
+
+
+def test_the_fast_path_sees_a_membership_change() -> None:
+    assert sets_unchanged(canonical_text([web("10.0.0.0/24"), address_set("fw4-old", 4, ["10.8.0.0/16"])]), SAVED) is False
+
+
+def test_the_fast_path_sees_leftover_fleetwall_sets_when_the_ruleset_has_none() -> None:
+    assert sets_unchanged(None, SAVED) is False
+
+
+def test_the_fast_path_ignores_other_softwares_sets() -> None:
+    assert sets_unchanged(None, "create f2b-sshd hash:ip family inet hashsize 1024 maxelem 65536 timeout 600\n") is True
+
+
+def test_the_fast_path_on_a_host_without_ipset_and_a_ruleset_without_sets_is_unchanged() -> None:
+    assert sets_unchanged(None, None) is True
