@@ -708,6 +708,8 @@ class FleetCompiler:
 def set_threshold(host, host_vars):
     # type: (str, Mapping[str, Any]) -> int
     value = host_vars.get(SET_THRESHOLD_VARIABLE, DEFAULT_SET_THRESHOLD)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # as `-e fleetwall_set_threshold=16` gives it
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PolicyError(
             [

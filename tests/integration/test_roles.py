@@ -196,9 +196,11 @@ def test_a_bad_policy_stops_the_rollout_before_any_host_changes(fleet):
 
 
 def test_persisting_a_ruleset_with_ipset_sets_is_refused_naming_the_threshold(fleet):
-    stats = fleet.run("--tags", "fleetwall_persist", "-e", "fleetwall_set_threshold=1")
+    with_sets = {"fleetwall_set_threshold": 1, "fleetwall_policy": dict(
+        POLICY, db={"inbound": [{"service": "postgres", "from": ["group:web", "192.0.2.0/24"]}]})}
+    stats = fleet.run("--tags", "fleetwall_persist", "-e", json.dumps(with_sets))
     assert any(failures(stats)) and not (fleet.root("db1") / "etc/iptables/rules.v4").exists()
-    assert "fleetwall_persistence does not restore sets at boot yet" in fleet.output
+    assert "fleetwall_persistence does not restore sets at boot yet" in fleet.output, fleet.output[-3000:]
 
 
 def test_apply_tag_alone_compiles_and_applies_without_persisting(fleet):

@@ -90,7 +90,7 @@ def host(lab: Lab, tmp_path: Path) -> ModuleRunner:
 
 def http_alt_set(family: int) -> str:
     """The name of the set behind the http-alt rule (group:web without host:web2)."""
-    return next(name for name in parse_save(compiled()["ipsets"]) if name.startswith("fw%d-group:web+" % family))
+    return next(name for name in parse_save(compiled()["ipsets"]) if name.startswith("fw%d-g:web+" % family))
 
 
 def test_the_compiled_policy_matches_the_web_group_through_sets_in_both_families():

@@ -118,6 +118,10 @@ def test_a_threshold_that_is_not_a_whole_number_is_refused_naming_the_host(value
         compile_host("db1", threshold=value)
 
 
+def test_a_threshold_given_as_digits_on_the_command_line_is_a_number() -> None:
+    assert compile_host("db1", threshold="1").ipv4.sets != ()
+
+
 def test_a_thousand_host_group_costs_one_rule_per_family() -> None:
     web = ["web%d" % index for index in range(1000)]
     groups = {"all": ["db1"] + web, "web": web, "db": ["db1"]}
