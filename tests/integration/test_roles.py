@@ -195,12 +195,19 @@ def test_a_bad_policy_stops_the_rollout_before_any_host_changes(fleet):
     assert (fleet.filter_table("web1", 4), fleet.filter_table("db1", 4)) == ("", "")
 
 
+WITH_SETS = {"fleetwall_set_threshold": 1, "fleetwall_policy": dict(
+    POLICY, db={"inbound": [{"service": "postgres", "from": ["group:web", "192.0.2.0/24"]}]})}
+
+
 def test_persisting_a_ruleset_with_ipset_sets_is_refused_naming_the_threshold(fleet):
-    with_sets = {"fleetwall_set_threshold": 1, "fleetwall_policy": dict(
-        POLICY, db={"inbound": [{"service": "postgres", "from": ["group:web", "192.0.2.0/24"]}]})}
-    stats = fleet.run("--tags", "fleetwall_persist", "-e", json.dumps(with_sets))
+    stats = fleet.run("--tags", "fleetwall_persist", "-e", json.dumps(WITH_SETS))
     assert any(failures(stats)) and not (fleet.root("db1") / "etc/iptables/rules.v4").exists()
     assert "fleetwall_persistence does not restore sets at boot yet" in fleet.output, fleet.output[-3000:]
+
+
+def test_a_ruleset_with_ipset_sets_that_would_be_persisted_is_refused_before_it_is_applied(fleet):
+    stats = fleet.run("-e", json.dumps(WITH_SETS))
+    assert (stats["db1"]["failures"], fleet.filter_table("db1", 4)) == (1, "")
 
 
 def test_apply_tag_alone_compiles_and_applies_without_persisting(fleet):
