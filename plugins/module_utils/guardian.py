@@ -16,8 +16,12 @@ that changes something has a token (time stamp and random suffix) and, in
   have, run after them, once no previous rule can name them);
 * ``watchdog-TOKEN.pending`` while the new rulesets wait for a confirmation
   (a confirmation deletes it);
+* ``watchdog-TOKEN.rolling-back`` while the guardian restores the previous
+  rulesets: it claims the pending file by renaming it, so a confirmation and a
+  rollback can never both win (whichever removes ``.pending`` first decides);
 * ``watchdog-TOKEN.rolled-back`` once the guardian restored the previous
-  rulesets (JSON: reason, time, failed restores).
+  rulesets (JSON: reason, time, failed restores), written before the
+  ``.rolling-back`` claim goes away.
 
 The module starts the guardian before it changes anything and talks to it
 over a pipe:
@@ -50,28 +54,36 @@ import json, os, subprocess, sys, time
 config = json.loads(sys.argv[1])
 
 
+def claim_pending():
+    try:
+        os.rename(config["pending"], config["rolling_back"])
+        return True
+    except OSError:
+        return False
+
+
 def restore_previous(reason):
     failures = []
     for step in config["rollback"]:
         with open(step["input"]) as handle:
             if subprocess.call(step["argv"], stdin=handle) != 0:
                 failures.append(" ".join(step["argv"]))
-    with open(config["rolled_back"], "w") as handle:
+    with open(config["rolled_back"] + ".tmp", "w") as handle:
         handle.write(json.dumps({"reason": reason, "time": time.time(), "failures": failures}))
-    if os.path.exists(config["pending"]):
-        os.unlink(config["pending"])
+    os.rename(config["rolled_back"] + ".tmp", config["rolled_back"])
+    if os.path.exists(config["rolling_back"]):
+        os.unlink(config["rolling_back"])
 
 
 word = sys.stdin.readline().strip()
 if not word:
+    claim_pending()
     restore_previous("the ruleset module stopped before it finished applying")
 elif word == "committed" and config["timeout"] > 0:
     deadline = time.time() + config["timeout"]
-    while time.time() < deadline:
-        if not os.path.exists(config["pending"]):
-            sys.exit(0)
+    while time.time() < deadline and os.path.exists(config["pending"]):
         time.sleep(0.2)
-    if os.path.exists(config["pending"]):
+    if claim_pending():
         restore_previous("not confirmed within %d seconds" % config["timeout"])
 '''
 
@@ -106,6 +118,11 @@ class Watchdog:
     def pending(self):
         # type: () -> str
         return os.path.join(self.directory, "watchdog-%s.pending" % self.token)
+
+    @property
+    def rolling_back(self):
+        # type: () -> str
+        return os.path.join(self.directory, "watchdog-%s.rolling-back" % self.token)
 
     @property
     def rolled_back(self):
@@ -153,6 +170,7 @@ class Watchdog:
         return {
             "rollback": [{"argv": step.argv, "input": step.input} for step in steps],
             "pending": self.pending,
+            "rolling_back": self.rolling_back,
             "rolled_back": self.rolled_back,
             "timeout": timeout,
         }
@@ -212,24 +230,56 @@ def prune_backups(directory, keep):
                     os.unlink(companion)
 
 
-def confirm_watchdogs(directory, check_mode):
-    # type: (str, bool) -> List[str]
+def confirm_watchdogs(directory, check_mode, settle_seconds=30.0):
+    # type: (str, bool, float) -> List[str]
     """Confirm every waiting watchdog; the confirmed tokens.
 
-    WatchdogRolledBack when none waits and the last one already restored the
-    previous rulesets: the new rulesets were not kept, and the play must know.
+    Confirming is removing the pending file; the guardian claims it by
+    renaming it before it rolls back, so exactly one of the two wins.
+    WatchdogRolledBack when the guardian won, or when none waits and the last
+    one already restored the previous rulesets: the new rulesets were not
+    kept, and the play must know.
     """
     pending = sorted(glob.glob(os.path.join(directory, "watchdog-*.pending")))
-    rolled_back = sorted(glob.glob(os.path.join(directory, "watchdog-*.rolled-back")))
-    if rolled_back and not pending:
-        with open(rolled_back[-1]) as handle:
-            detail = json.load(handle)  # type: Dict[str, Optional[str]]
-        raise WatchdogRolledBack(
-            "the watchdog already restored the previous rulesets (%s); the new rulesets were not kept"
-            % detail.get("reason")
-        )
-    tokens = [os.path.basename(path)[len("watchdog-"):-len(".pending")] for path in pending]
-    if not check_mode:
-        for path in pending:
-            os.unlink(path)
-    return tokens
+    confirmed = []  # type: List[str]
+    for path in pending:
+        if check_mode or _remove_if_present(path):
+            confirmed.append(_token(path))
+        else:
+            raise _rolled_back(directory, _token(path), settle_seconds)
+    if not pending:
+        claims = sorted(glob.glob(os.path.join(directory, "watchdog-*.rolling-back")))
+        finished = sorted(glob.glob(os.path.join(directory, "watchdog-*.rolled-back")))
+        if claims or finished:
+            raise _rolled_back(directory, _token((claims or finished)[-1]), settle_seconds)
+    return confirmed
+
+
+def _token(path):
+    # type: (str) -> str
+    return os.path.basename(path)[len("watchdog-"):].rsplit(".", 1)[0]
+
+
+def _remove_if_present(path):
+    # type: (str) -> bool
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _rolled_back(directory, token, settle_seconds):
+    # type: (str, str, float) -> WatchdogRolledBack
+    """The guardian's word on `token`, waiting while it is still restoring."""
+    watchdog = Watchdog(directory, token)
+    deadline = time.time() + settle_seconds
+    while not os.path.exists(watchdog.rolled_back) and time.time() < deadline:
+        time.sleep(0.1)
+    reason = "still restoring them after %g seconds" % settle_seconds
+    if os.path.exists(watchdog.rolled_back):
+        with open(watchdog.rolled_back) as handle:
+            reason = json.load(handle).get("reason")
+    return WatchdogRolledBack(
+        "the watchdog already restored the previous rulesets (%s); the new rulesets were not kept" % reason
+    )

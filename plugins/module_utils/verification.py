@@ -150,9 +150,15 @@ def verification_summary(statuses):
 def describe_mismatch(row):
     # type: (Row) -> str
     """'web2 -> db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered (...); the policy decides at ...'."""
-    return "%s -> %s %s (%s, IPv%d): expected %s, observed %s (%s); the policy decides at %s" % (
-        row.source, row.destination, row.service, row.packet, row.family, row.expected,
-        row.observed, row.detail or "no detail", row.decided_by,
+    return "%s (%s); the policy decides at %s" % (mismatch_headline(row), row.detail or "no detail", row.decided_by)
+
+
+def mismatch_headline(row, arrow="->"):
+    # type: (Row, str) -> str
+    """'web2 -> db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered': who, what, expected, seen."""
+    return "%s %s %s %s (%s, IPv%d): expected %s, observed %s" % (
+        row.source, arrow, row.destination, row.service, row.packet, row.family, row.expected,
+        "not probed" if row.observed is None else row.observed,
     )
 
 

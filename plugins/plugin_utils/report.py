@@ -39,6 +39,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.verification im
     REACHABLE,
     STATUSES,
     Row,
+    mismatch_headline,
     Verification,
     VerificationError,
     state_order,
@@ -168,10 +169,7 @@ def pair_text(check: Row) -> str:
 
 def mismatch_text(check: Row) -> str:
     """'web2 → db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered — decided by …'."""
-    text = "%s → %s %s (%s, %s): expected %s, observed %s" % (
-        check.source, check.destination, check.service, check.packet, _family_text(check.family),
-        check.expected, _observed_text(check.observed),
-    )
+    text = mismatch_headline(check, arrow="→")
     if check.decided_by:
         text += " — decided by " + check.decided_by
     return text

@@ -94,8 +94,8 @@ def converge_sets(namespace: Namespace, desired: List[AddressSet]) -> None:
         ipset(namespace, ["-exist", "restore"], plan.prepare + plan.update)
 
 
-@pytest.fixture
-def lab(make_namespace) -> Iterator[Lab]:
+def serve_echo_lab(make_namespace) -> Iterator[Lab]:
+    """The two-namespace lab with an echo server on PORT at both SERVERS addresses (for `yield from` in fixtures)."""
     client, server = make_namespace(), make_namespace()
     built = build_lab(client, server, CLIENTS[4] + CLIENTS[6], [SERVERS[4], SERVERS[6]])
     listeners = []
@@ -108,6 +108,11 @@ def lab(make_namespace) -> Iterator[Lab]:
         for listener in listeners:
             listener.kill()
             listener.wait()
+
+
+@pytest.fixture
+def lab(make_namespace) -> Iterator[Lab]:
+    yield from serve_echo_lab(make_namespace)
 
 
 def install(lab_: Lab, family: int, address_set_: AddressSet) -> None:

@@ -12,7 +12,6 @@ import copy
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -21,16 +20,15 @@ import pytest
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text, parse_save
 from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
-from ansible_collections.fleetwall.iptables.tests.integration.lab import Lab, build_lab
+from ansible_collections.fleetwall.iptables.tests.integration.lab import Lab
 from ansible_collections.fleetwall.iptables.tests.integration.netns import wait_until
 from ansible_collections.fleetwall.iptables.tests.integration.test_ipsets_kernel import (
     CLIENTS,
-    ECHO_SERVER,
-    PORT,
     SERVERS,
     HeldConnection,
     connects,
     ipset,
+    serve_echo_lab,
 )
 from ansible_collections.fleetwall.iptables.tests.integration.test_ruleset_module import (
     FAULT_MARKER,
@@ -69,18 +67,7 @@ def live_sets(host: ModuleRunner) -> str:
 
 @pytest.fixture
 def lab(make_namespace) -> Iterator[Lab]:
-    client, server = make_namespace(), make_namespace()
-    built = build_lab(client, server, CLIENTS[4] + CLIENTS[6], [SERVERS[4], SERVERS[6]])
-    listeners = []
-    for family in (4, 6):
-        argv = built.server.exec_argv([sys.executable, "-c", ECHO_SERVER, str(family), SERVERS[family], str(PORT)])
-        listeners.append(subprocess.Popen(argv))  # pylint: disable=consider-using-with
-    try:
-        yield built
-    finally:
-        for listener in listeners:
-            listener.kill()
-            listener.wait()
+    yield from serve_echo_lab(make_namespace)
 
 
 @pytest.fixture

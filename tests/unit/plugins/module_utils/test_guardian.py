@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,11 +82,27 @@ def test_a_new_watchdog_makes_its_directory_private_to_root(tmp_path):
         "0o700", tmp_path / "fleetwall")
 
 
-def start_guardian_that_records(tmp_path: Path, timeout: int) -> tuple:
+def test_a_confirmation_while_the_guardian_is_restoring_waits_for_it_and_says_the_rulesets_were_not_kept(tmp_path):
+    watchdog = Watchdog(str(tmp_path), "20261122T001500-3f2a")
+    Path(watchdog.rolling_back).write_text("60")
+    finisher = threading.Timer(0.3, lambda: Path(watchdog.rolled_back).write_text(json.dumps({"reason": "late"})))
+    finisher.start()
+    with pytest.raises(WatchdogRolledBack, match=r"\(late\); the new rulesets were not kept$"):
+        confirm_watchdogs(str(tmp_path), check_mode=False, settle_seconds=10)
+
+
+def test_a_confirmation_gives_up_waiting_for_a_guardian_that_never_finishes_restoring(tmp_path):
+    Path(Watchdog(str(tmp_path), "20261122T001500-3f2a").rolling_back).write_text("60")
+    with pytest.raises(WatchdogRolledBack, match=r"\(still restoring them after 0.2 seconds\)"):
+        confirm_watchdogs(str(tmp_path), check_mode=False, settle_seconds=0.2)
+
+
+def start_guardian_that_records(tmp_path: Path, timeout: int, restore_seconds: float = 0) -> tuple:
     """A real guardian whose 'restore' writes its input to a file, so its decisions can be seen."""
     watchdog = Watchdog.create(str(tmp_path))
     restored = tmp_path / "restored"
-    recorder = [sys.executable, "-c", "import sys; open(%r, 'a').write(sys.stdin.read())" % str(restored)]
+    recorder = [sys.executable, "-c", "import sys, time; time.sleep(%r); open(%r, 'a').write(sys.stdin.read())"
+                % (restore_seconds, str(restored))]
     step = watchdog.backup(4, "previous rules\n", "rollback input\n", recorder)
     watchdog.wait_for_confirmation(timeout)
     return Guardian.start(watchdog.guardian_config([step], timeout)), watchdog, restored
@@ -102,9 +119,18 @@ def test_the_guardian_restores_when_the_module_goes_without_a_word(tmp_path):
 def test_the_guardian_restores_when_no_confirmation_comes_in_time(tmp_path):
     guardian, watchdog, restored = start_guardian_that_records(tmp_path, 1)
     guardian.tell("committed")
-    # The guardian writes the rolled-back file, then removes the pending one: wait for both.
+    # The guardian claims the pending file before it restores and writes the rolled-back file after: wait for both.
     assert wait_until(lambda: Path(watchdog.rolled_back).exists() and not Path(watchdog.pending).exists(),
                       timeout=10, interval=0.05)
+    assert restored.read_text() == "rollback input\n"
+
+
+def test_a_confirmation_that_loses_the_race_to_the_guardian_reports_the_rollback(tmp_path):
+    guardian, watchdog, restored = start_guardian_that_records(tmp_path, 1, restore_seconds=1)
+    guardian.tell("committed")
+    assert wait_until(lambda: Path(watchdog.rolling_back).exists(), timeout=10, interval=0.01)
+    with pytest.raises(WatchdogRolledBack, match=r"\(not confirmed within 1 seconds\)"):
+        confirm_watchdogs(str(tmp_path), check_mode=False)
     assert restored.read_text() == "rollback input\n"
 
 

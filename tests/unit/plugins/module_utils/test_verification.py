@@ -11,6 +11,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.verification im
     Row,
     VerificationError,
     describe_mismatch,
+    mismatch_headline,
     judge,
     row_from_dict,
     row_to_dict,
@@ -47,6 +48,12 @@ def test_a_mismatch_reads_as_pair_service_expectation_observation_and_deciding_r
         "web1 -> db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered (no detail); "
         "the policy decides at db1 INPUT rule 9: fleetwall_policy.db.inbound[0]: app tier"
     )
+
+
+def test_the_report_and_the_play_share_one_mismatch_headline_that_differs_only_in_its_arrow():
+    mismatch = row(observed="filtered", detail="", status="mismatch")
+    assert mismatch_headline(mismatch, arrow="→") == (
+        "web1 → db1 postgres (tcp/5432, IPv4): expected reachable, observed filtered")
 
 
 def test_the_probe_summary_counts_every_state_even_when_none_is_seen():
