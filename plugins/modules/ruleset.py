@@ -227,6 +227,12 @@ confirmed:
 
 import os
 
+from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import EarlyReads, find_tool
+
+# Reading the host (backend check, both saves, ipset save) takes about as long as the imports
+# below: start it first. Not when the file is only imported (documentation, sanity tests).
+EARLY_READS = EarlyReads.start() if __name__ == "__main__" else None
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import (
     FAMILIES,
@@ -237,15 +243,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan impo
     unchanged_plans,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, ApplySettings, apply_plans
-from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_tools import HostTools, run
-from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
-    LockoutRefusal,
-    check_lockout,
-    interface_of,
-    not_checked,
-    parse_ssh_connection,
-)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
     NO_SETS,
@@ -254,7 +252,6 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import
     set_diff_entry,
     sets_unchanged,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 
 ARGUMENT_SPEC = dict(
     ruleset=dict(type="dict"),
@@ -271,6 +268,10 @@ ARGUMENT_SPEC = dict(
 
 
 def confirm(module):
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
+
+    if EARLY_READS is not None:
+        EARLY_READS.cancel()  # confirming reads no rules
     try:
         tokens = confirm_watchdogs(module.params["backup_dir"], module.check_mode)
     except WatchdogRolledBack as exc:
@@ -285,6 +286,8 @@ def plan(params, host):
         plans = unchanged_plans(received, host.saves)
         if plans is not None:
             return plans, NO_SETS, None
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
+
     try:
         ruleset = ruleset_from_dict(received)
     except ValueError as exc:
@@ -321,6 +324,14 @@ def report(module, plans, sets, host):
 
 
 def lockout_check(module, ruleset, changed):
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
+        LockoutRefusal,
+        check_lockout,
+        interface_of,
+        not_checked,
+        parse_ssh_connection,
+    )
+
     params = module.params
     if not changed:
         return not_checked("nothing changes")
@@ -336,9 +347,12 @@ def lockout_check(module, ruleset, changed):
     ip_command = module.get_bin_path("ip")
     addresses = run([ip_command, "-o", "addr", "show"]) if ip_command else None
     interface = interface_of(connection.server, addresses.stdout) if addresses and addresses.returncode == 0 else None
-    return check_lockout(
-        ruleset.family(connection.family), connection, interface, params["mode"], params["allow_lockout"]
-    )
+    try:
+        return check_lockout(
+            ruleset.family(connection.family), connection, interface, params["mode"], params["allow_lockout"]
+        )
+    except LockoutRefusal as exc:
+        module.fail_json(msg=str(exc), lockout_check=exc.result, changed=False)
 
 
 def main():
@@ -351,8 +365,8 @@ def main():
     if params["rollback_timeout"] < 0:
         module.fail_json(msg="rollback_timeout must be 0 (off) or a number of seconds")
     try:
-        tools = HostTools(module.get_bin_path)
-        host = tools.read_host()
+        tools = HostTools(find_tool)
+        host = tools.read_host(EARLY_READS)
         plans, sets, ruleset = plan(params, host)
         result = report(module, plans, sets, host)
         changed = result["changed"]
@@ -362,8 +376,6 @@ def main():
             result.update(apply_plans(plans, tools, settings, sets))
     except (PlanRefusal, ApplyFailed) as exc:
         module.fail_json(msg=str(exc), changed=False)
-    except LockoutRefusal as exc:
-        module.fail_json(msg=str(exc), lockout_check=exc.result, changed=False)
     module.exit_json(**result)
 
 
