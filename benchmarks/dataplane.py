@@ -39,11 +39,10 @@ import statistics
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-COLLECTIONS_ROOT = ROOT / ".build" / "pytest"
+from collection_import import import_collection
+
 CLIENT = "10.50.0.1"
 SERVER = "10.50.0.2"
 PORT = 7000
@@ -85,16 +84,6 @@ CONNECTOR = textwrap.dedent(
     print(failures, seconds, " ".join(map(str, latencies)))
     """
 )
-
-
-def import_collection() -> None:
-    """Make ansible_collections.fleetwall.iptables importable, as tests/conftest.py does."""
-    shim = COLLECTIONS_ROOT / "ansible_collections" / "fleetwall"
-    link = shim / "iptables"
-    if not link.is_symlink():
-        shim.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(ROOT)
-    sys.path.insert(0, str(COLLECTIONS_ROOT))
 
 
 def other_sources(count: int) -> List[str]:
