@@ -9,7 +9,8 @@ nothing else from the collection: the module imports this before
 saves and ``ipset save`` in a background thread (``EarlyReads``), so that they
 run while Python imports the rest (which takes longer than the tools on a
 no-op run). host_tools.py then takes their results instead of running them
-again. AnsibleModule.run_command runs one process and waits for it, so this
+again, and runs ``restore --test`` in the background the same way while the
+module reads the ruleset (``Background``). AnsibleModule.run_command runs one process and waits for it, so this
 runs them with subprocess.
 
 Module code: keep it compatible with Python 3.6.
@@ -169,45 +170,33 @@ def read_host_tools(saves, ipset, find, processes=None):
                      ipset_result)
 
 
-class EarlyReads:
-    """read_host_tools started in a background thread; wait() for the result, or cancel()."""
+class Background:
+    """`work(processes)` run in a thread: wait() for its result, or cancel() the processes it started."""
 
-    def __init__(self, saves, ipset, find):
-        # type: (Sequence[str], Optional[str], Callable[[str], Optional[str]]) -> None
-        self.saves = list(saves)
-        self.ipset = ipset
+    def __init__(self, work):
+        # type: (Callable[[Processes], Any]) -> None
+        self._work = work
         self._processes = Processes()
         self._outcome = []  # type: List[Any]
-        self._thread = threading.Thread(target=self._read, args=(find,))
+        self._thread = threading.Thread(target=self._run)
         self._thread.daemon = True
 
-    @classmethod
-    def start(cls, find=find_tool):
-        # type: (Callable[[str], Optional[str]]) -> Optional[EarlyReads]
-        """Start the reads; None when a save tool is missing (host_tools.py then says so)."""
-        saves = [find(command + "-save") for command in SAVE_COMMANDS]
-        if None in saves:
-            return None
-        reads = cls([path for path in saves if path], find("ipset"), find)
-        atexit.register(reads.cancel)  # a run that ends early (confirm, a bad argument) leaves no child behind
-        reads._thread.start()
-        return reads
+    def start(self):
+        # type: () -> Background
+        atexit.register(self.cancel)  # a run that ends early (confirm, a refusal) leaves no child behind
+        self._thread.start()
+        return self
 
-    def _read(self, find):
-        # type: (Callable[[str], Optional[str]]) -> None
+    def _run(self):
+        # type: () -> None
         try:
-            self._outcome.append(read_host_tools(self.saves, self.ipset, find, self._processes))
+            self._outcome.append(self._work(self._processes))
         except Exception as exc:  # pylint: disable=broad-except
-            # Reported by wait(), in the module's thread, as if the module had run the tools itself.
+            # Raised by wait(), in the caller's thread, as if it had run the work itself.
             self._outcome.append(exc)
 
-    def matches(self, saves, ipset):
-        # type: (Sequence[str], Optional[str]) -> bool
-        """Whether these reads ran the tools the caller would run."""
-        return list(saves) == self.saves and ipset == self.ipset
-
     def wait(self):
-        # type: () -> HostReads
+        # type: () -> Any
         self._thread.join()
         outcome = self._outcome[0]
         if isinstance(outcome, Exception):
@@ -216,7 +205,33 @@ class EarlyReads:
 
     def cancel(self):
         # type: () -> None
-        """Stop the reads still running and reap them; harmless once they are done."""
+        """Stop the processes still running and reap them; harmless once they are done."""
         self._processes.cancel()
         if self._thread.ident is not None:
             self._thread.join()
+
+
+class EarlyReads(Background):
+    """read_host_tools, started before the module's imports."""
+
+    def __init__(self, saves, ipset, find):
+        # type: (Sequence[str], Optional[str], Callable[[str], Optional[str]]) -> None
+        super(EarlyReads, self).__init__(lambda processes: read_host_tools(saves, ipset, find, processes))
+        self.saves = list(saves)
+        self.ipset = ipset
+
+    @classmethod
+    def begin(cls, find=find_tool):
+        # type: (Callable[[str], Optional[str]]) -> Optional[EarlyReads]
+        """The reads, started; None when a save tool is missing (host_tools.py then says so)."""
+        saves = [find(command + "-save") for command in SAVE_COMMANDS]
+        if None in saves:
+            return None
+        reads = cls([path for path in saves if path], find("ipset"), find)
+        reads.start()
+        return reads
+
+    def matches(self, saves, ipset):
+        # type: (Sequence[str], Optional[str]) -> bool
+        """Whether these reads ran the tools the caller would run."""
+        return list(saves) == self.saves and ipset == self.ipset

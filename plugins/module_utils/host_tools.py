@@ -22,6 +22,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan impo
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, Tools
 from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import (  # noqa: F401, run is re-exported
+    Background,
     Completed,
     EarlyReads,
     read_host_tools,
@@ -47,6 +48,7 @@ class HostTools(Tools):
         """`find` is AnsibleModule.get_bin_path; ApplyFailed naming a missing tool."""
         self.find = find
         self.paths = {}  # type: Dict[str, str]
+        self._tested_ahead = None  # type: Optional[Tuple[List[Tuple[str, str, bool]], Background]]
         # Optional: a host without ipset keeps working as long as its ruleset has no sets.
         self.ipset = find("ipset")
         for spec in FAMILIES:
@@ -110,8 +112,32 @@ class HostTools(Tools):
     def test_each(self, inputs):
         # type: (Sequence[Tuple[str, str, bool]]) -> List[Tuple[int, str]]
         # --test changes nothing, so the families are checked at the same time.
+        known = {}  # type: Dict[Tuple[str, str, bool], Tuple[int, str]]
+        if self._tested_ahead is not None:
+            ahead, background = self._tested_ahead
+            known = dict(zip(ahead, background.wait()))
+        missing = [item for item in inputs if item not in known]
+        known.update(zip(missing, self._test_now(missing)))
+        return [known[item] for item in inputs]
+
+    def test_ahead(self, inputs):
+        # type: (Sequence[Tuple[str, str, bool]]) -> None
+        """Start restore --test of each (command, text, noflush) in the background, while the module plans;
+        test_each() takes the outcome of an input tested ahead, until ipset changes a set."""
+        self._drop_tests_ahead()
+        inputs = list(inputs)
+        self._tested_ahead = (inputs, Background(lambda processes: self._test_now(inputs, processes)).start())
+
+    def _drop_tests_ahead(self):
+        # type: () -> None
+        if self._tested_ahead is not None:
+            self._tested_ahead[1].cancel()
+            self._tested_ahead = None
+
+    def _test_now(self, inputs, processes=None):
+        # type: (Sequence[Tuple[str, str, bool]], Optional[Any]) -> List[Tuple[int, str]]
         argvs = [self.restore_argv(command, noflush) + ["--test"] for command, text, noflush in inputs]
-        results = run_together(argvs, [text for command, text, noflush in inputs])
+        results = run_together(argvs, [text for command, text, noflush in inputs], processes)
         return [(result.returncode, result.message) for result in results]
 
     def restore_argv(self, command, noflush):
@@ -127,6 +153,8 @@ class HostTools(Tools):
 
     def ipset_restore(self, text):
         # type: (str) -> Tuple[int, str]
+        # restore --test refuses a rule whose set is missing: a test run before the sets changed may not hold.
+        self._drop_tests_ahead()
         result = run(self.ipset_restore_argv(), data=text)
         return result.returncode, result.message
 
