@@ -6,12 +6,17 @@
 Private to the fleetwall.iptables collection. Standard library only, and
 nothing else from the collection: the module imports this before
 ``ansible.module_utils.basic`` and starts the backend check, both families'
-saves and ``ipset save`` in a background thread (``EarlyReads``), so that they
-run while Python imports the rest (which takes longer than the tools on a
-no-op run). host_tools.py then takes their results instead of running them
-again, and runs ``restore --test`` in the background the same way while the
-module reads the ruleset (``Background``). AnsibleModule.run_command runs one process and waits for it, so this
-runs them with subprocess.
+saves and ``ipset save`` (``EarlyReads``), so that they run while Python
+imports the rest (which takes longer than the tools on a no-op run).
+host_tools.py then takes their results instead of running them again, and
+starts ``restore --test`` the same way while the module reads the ruleset.
+
+A started tool reads its input from, and writes its output to, temporary
+files (``Started``), not pipes: a thread of ours that fed or drained a pipe
+would need the interpreter lock, which the module's imports and parsing
+hold, so a tool printing a megabyte of rules would stall on a full pipe for
+most of that time. AnsibleModule.run_command runs one process and waits for
+it, so this runs them with subprocess.
 
 Module code: keep it compatible with Python 3.6.
 """
@@ -24,7 +29,7 @@ import atexit
 import os
 import stat
 import subprocess
-import threading
+import tempfile
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 # AnsibleModule.get_bin_path looks in these after PATH; find_tool does the same.
@@ -54,31 +59,6 @@ class HostReads(NamedTuple):
     ipset: Optional[Completed]  # ipset save; None without ipset
 
 
-class Processes:
-    """The processes a group of runs started, so that they can be stopped together (cancel)."""
-
-    def __init__(self):
-        # type: () -> None
-        self._lock = threading.Lock()
-        self._started = []  # type: List[Any]
-        self.cancelled = False
-
-    def add(self, process):
-        # type: (Any) -> None
-        with self._lock:
-            self._started.append(process)
-            if self.cancelled:
-                process.kill()
-
-    def cancel(self):
-        # type: () -> None
-        with self._lock:
-            self.cancelled = True
-            for process in self._started:
-                if process.poll() is None:
-                    process.kill()
-
-
 def _environment():
     # type: () -> Dict[str, str]
     environment = dict(os.environ)
@@ -103,39 +83,58 @@ def find_tool(name):
     return None
 
 
-def run(argv, data=None, processes=None):
-    # type: (Sequence[str], Optional[str], Optional[Processes]) -> Completed
-    process = subprocess.Popen(  # pylint: disable=ansible-bad-function
-        list(argv),
-        stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_environment(),
-        close_fds=True,
-    )
-    if processes is not None:
-        processes.add(process)
-    out, err = process.communicate(data.encode("utf-8", "surrogateescape") if data is not None else None)
-    return Completed(
-        process.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
-    )
+class Started:
+    """A tool started with its input (if any) in a temporary file and its output going to temporary files."""
+
+    def __init__(self, argv, data=None):
+        # type: (Sequence[str], Optional[str]) -> None
+        self._output = tempfile.TemporaryFile()
+        self._errors = tempfile.TemporaryFile()
+        self._result = None  # type: Optional[Completed]
+        stdin = subprocess.DEVNULL  # type: Any
+        if data is not None:
+            stdin = tempfile.TemporaryFile()
+            stdin.write(data.encode("utf-8", "surrogateescape"))
+            stdin.seek(0)
+        try:
+            self.process = subprocess.Popen(  # pylint: disable=ansible-bad-function
+                list(argv), stdin=stdin, stdout=self._output, stderr=self._errors, env=_environment(), close_fds=True
+            )
+        finally:
+            if data is not None:
+                stdin.close()  # the tool has its own descriptor
+
+    def finish(self):
+        # type: () -> Completed
+        """Wait for the tool; its exit status and output."""
+        if self._result is None:
+            self.process.wait()
+            texts = []  # type: List[str]
+            for handle in (self._output, self._errors):
+                handle.seek(0)
+                texts.append(handle.read().decode("utf-8", "surrogateescape"))
+                handle.close()
+            self._result = Completed(self.process.returncode, texts[0], texts[1])
+        return self._result
+
+    def cancel(self):
+        # type: () -> None
+        """Kill the tool if it still runs, and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.finish()
 
 
-def run_together(argvs, inputs=None, processes=None):
-    # type: (Sequence[Sequence[str]], Optional[Sequence[Optional[str]]], Optional[Processes]) -> List[Completed]
+def run(argv, data=None):
+    # type: (Sequence[str], Optional[str]) -> Completed
+    return Started(argv, data).finish()
+
+
+def run_together(argvs, inputs=None):
+    # type: (Sequence[Sequence[str]], Optional[Sequence[Optional[str]]]) -> List[Completed]
     """Run commands that only read at the same time (with their inputs, if any); their results in order."""
-    results = [None] * len(argvs)  # type: List[Any]
-
-    def one(index):
-        # type: (int) -> None
-        results[index] = run(argvs[index], inputs[index] if inputs else None, processes)
-
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(len(argvs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    started = [Started(argv, inputs[index] if inputs else None) for index, argv in enumerate(argvs)]
+    return [item.finish() for item in started]
 
 
 def backend_of(version_output, returncode):
@@ -148,77 +147,28 @@ def backend_of(version_output, returncode):
     return None
 
 
-def read_host_tools(saves, ipset, find, processes=None):
-    # type: (Sequence[str], Optional[str], Callable[[str], Optional[str]], Optional[Processes]) -> HostReads
-    """Run the backend check, then both saves, the other backend's saves and ``ipset save`` at the same time.
+class EarlyReads:
+    """The backend check, both saves, the other backend's saves and ``ipset save``, started; wait() or cancel().
 
     `saves` are the paths of iptables-save and ip6tables-save, `ipset` that of
-    ipset (None: not installed). The version comes first because it says
-    which backend is the other one.
+    ipset (None: not installed). The version is read first, because it says
+    which backend is the other one; the rest run while the caller goes on.
     """
-    version = run([saves[0], "--version"], processes=processes)
-    backend = backend_of((version.stdout or version.stderr).strip(), version.returncode)
-    others = []  # type: List[Tuple[str, str]]
-    if backend is not None:
-        found = [(command, find("%s-%s-save" % (command, backend[1]))) for command in SAVE_COMMANDS]
-        others = [(command, path) for command, path in found if path is not None]
-    argvs = [[path] for path in saves] + [[path] for command, path in others] + ([[ipset, "save"]] if ipset else [])
-    results = run_together(argvs, processes=processes)
-    ipset_result = results[-1] if ipset else None
-    other_results = results[len(saves):len(saves) + len(others)]
-    return HostReads(version, backend, results[:len(saves)], list(zip([c for c, p in others], other_results)),
-                     ipset_result)
-
-
-class Background:
-    """`work(processes)` run in a thread: wait() for its result, or cancel() the processes it started."""
-
-    def __init__(self, work):
-        # type: (Callable[[Processes], Any]) -> None
-        self._work = work
-        self._processes = Processes()
-        self._outcome = []  # type: List[Any]
-        self._thread = threading.Thread(target=self._run)
-        self._thread.daemon = True
-
-    def start(self):
-        # type: () -> Background
-        atexit.register(self.cancel)  # a run that ends early (confirm, a refusal) leaves no child behind
-        self._thread.start()
-        return self
-
-    def _run(self):
-        # type: () -> None
-        try:
-            self._outcome.append(self._work(self._processes))
-        except Exception as exc:  # pylint: disable=broad-except
-            # Raised by wait(), in the caller's thread, as if it had run the work itself.
-            self._outcome.append(exc)
-
-    def wait(self):
-        # type: () -> Any
-        self._thread.join()
-        outcome = self._outcome[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def cancel(self):
-        # type: () -> None
-        """Stop the processes still running and reap them; harmless once they are done."""
-        self._processes.cancel()
-        if self._thread.ident is not None:
-            self._thread.join()
-
-
-class EarlyReads(Background):
-    """read_host_tools, started before the module's imports."""
 
     def __init__(self, saves, ipset, find):
         # type: (Sequence[str], Optional[str], Callable[[str], Optional[str]]) -> None
-        super(EarlyReads, self).__init__(lambda processes: read_host_tools(saves, ipset, find, processes))
         self.saves = list(saves)
         self.ipset = ipset
+        self._saving = [Started([path]) for path in self.saves]
+        self._ipset = Started([ipset, "save"]) if ipset else None
+        self._version = run([self.saves[0], "--version"])
+        self._backend = backend_of((self._version.stdout or self._version.stderr).strip(), self._version.returncode)
+        self._others = []  # type: List[Tuple[str, Started]]
+        if self._backend is not None:
+            for command in SAVE_COMMANDS:
+                path = find("%s-%s-save" % (command, self._backend[1]))
+                if path is not None:
+                    self._others.append((command, Started([path])))
 
     @classmethod
     def begin(cls, find=find_tool):
@@ -228,10 +178,36 @@ class EarlyReads(Background):
         if None in saves:
             return None
         reads = cls([path for path in saves if path], find("ipset"), find)
-        reads.start()
+        atexit.register(reads.cancel)  # a run that ends early (confirm, a bad argument) leaves no tool behind
         return reads
 
     def matches(self, saves, ipset):
         # type: (Sequence[str], Optional[str]) -> bool
         """Whether these reads ran the tools the caller would run."""
         return list(saves) == self.saves and ipset == self.ipset
+
+    def _started(self):
+        # type: () -> List[Started]
+        return self._saving + [started for command, started in self._others] + ([self._ipset] if self._ipset else [])
+
+    def wait(self):
+        # type: () -> HostReads
+        return HostReads(
+            self._version,
+            self._backend,
+            [started.finish() for started in self._saving],
+            [(command, started.finish()) for command, started in self._others],
+            self._ipset.finish() if self._ipset else None,
+        )
+
+    def cancel(self):
+        # type: () -> None
+        """Stop the reads still running and reap them; harmless once they are done."""
+        for started in self._started():
+            started.cancel()
+
+
+def read_host_tools(saves, ipset, find):
+    # type: (Sequence[str], Optional[str], Callable[[str], Optional[str]]) -> HostReads
+    """EarlyReads' reads, run now."""
+    return EarlyReads(saves, ipset, find).wait()

@@ -16,15 +16,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import atexit
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import FAMILIES, other_backend_refusal
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, Tools
 from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import (  # noqa: F401, run is re-exported
-    Background,
     Completed,
     EarlyReads,
+    Started,
     read_host_tools,
     run,
     run_together,
@@ -48,7 +49,7 @@ class HostTools(Tools):
         """`find` is AnsibleModule.get_bin_path; ApplyFailed naming a missing tool."""
         self.find = find
         self.paths = {}  # type: Dict[str, str]
-        self._tested_ahead = None  # type: Optional[Tuple[List[Tuple[str, str, bool]], Background]]
+        self._tested_ahead = []  # type: List[Tuple[Tuple[str, str, bool], Started]]
         # Optional: a host without ipset keeps working as long as its ruleset has no sets.
         self.ipset = find("ipset")
         for spec in FAMILIES:
@@ -112,33 +113,29 @@ class HostTools(Tools):
     def test_each(self, inputs):
         # type: (Sequence[Tuple[str, str, bool]]) -> List[Tuple[int, str]]
         # --test changes nothing, so the families are checked at the same time.
-        known = {}  # type: Dict[Tuple[str, str, bool], Tuple[int, str]]
-        if self._tested_ahead is not None:
-            ahead, background = self._tested_ahead
-            known = dict(zip(ahead, background.wait()))
+        known = dict((item, started.finish()) for item, started in self._tested_ahead)
         missing = [item for item in inputs if item not in known]
-        known.update(zip(missing, self._test_now(missing)))
-        return [known[item] for item in inputs]
+        known.update(zip(missing, run_together([self._test_argv(item) for item in missing], [item[1] for item in missing])))
+        return [(known[item].returncode, known[item].message) for item in inputs]
 
     def test_ahead(self, inputs):
         # type: (Sequence[Tuple[str, str, bool]]) -> None
-        """Start restore --test of each (command, text, noflush) in the background, while the module plans;
-        test_each() takes the outcome of an input tested ahead, until ipset changes a set."""
+        """Start restore --test of each (command, text, noflush) while the module plans; test_each() takes
+        the outcome of an input tested ahead, until ipset changes a set."""
         self._drop_tests_ahead()
-        inputs = list(inputs)
-        self._tested_ahead = (inputs, Background(lambda processes: self._test_now(inputs, processes)).start())
+        self._tested_ahead = [(item, Started(self._test_argv(item), item[1])) for item in inputs]
+        atexit.register(self._drop_tests_ahead)  # a refusal ends the run before test_each()
 
     def _drop_tests_ahead(self):
         # type: () -> None
-        if self._tested_ahead is not None:
-            self._tested_ahead[1].cancel()
-            self._tested_ahead = None
+        for item, started in self._tested_ahead:
+            started.cancel()
+        self._tested_ahead = []
 
-    def _test_now(self, inputs, processes=None):
-        # type: (Sequence[Tuple[str, str, bool]], Optional[Any]) -> List[Tuple[int, str]]
-        argvs = [self.restore_argv(command, noflush) + ["--test"] for command, text, noflush in inputs]
-        results = run_together(argvs, [text for command, text, noflush in inputs], processes)
-        return [(result.returncode, result.message) for result in results]
+    def _test_argv(self, item):
+        # type: (Tuple[str, str, bool]) -> List[str]
+        command, text, noflush = item
+        return self.restore_argv(command, noflush) + ["--test"]
 
     def restore_argv(self, command, noflush):
         # type: (str, bool) -> List[str]

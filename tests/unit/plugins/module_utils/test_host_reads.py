@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import (
     EarlyReads,
+    Started,
     backend_of,
     find_tool,
     read_host_tools,
@@ -81,9 +82,10 @@ def alive(pid: int) -> bool:
 
 def test_cancelled_early_reads_stop_at_once_and_leave_no_process_behind(tmp_path):
     pids = tmp_path / "pids"
-    find = tools_in(tmp_path, {"iptables-save": 'echo $$ >> "%s"; exec sleep 30\n' % pids, "ip6tables-save": "echo v6\n"})
+    slow = 'case "$1" in --version) echo "v1.8.9 (nf_tables)";; *) echo $$ >> "%s"; exec sleep 30;; esac\n' % pids
+    find = tools_in(tmp_path, {"iptables-save": slow, "ip6tables-save": slow})
     early = EarlyReads.begin(find)
-    while not pids.exists():
+    while not pids.exists() or len(pids.read_text().split()) < 2:
         time.sleep(0.01)
     started = time.monotonic()
     early.cancel()
@@ -105,3 +107,13 @@ def test_a_file_without_an_execute_bit_is_not_a_tool(tmp_path, monkeypatch):
     (tmp_path / "fwperf-not-a-tool").write_text("#!/bin/sh\n")
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_tool("fwperf-not-a-tool") is None
+
+
+def test_output_larger_than_a_pipe_buffer_comes_back_whole_from_a_started_tool():
+    started = Started(["sh", "-c", "yes fleetwall | head -c 300000"])
+    time.sleep(0.2)  # nothing of ours reads meanwhile: the tool writes to a file, not a pipe
+    assert (started.process.poll(), len(started.finish().stdout)) == (0, 300000)
+
+
+def test_a_started_tool_reads_its_input_from_the_text_given():
+    assert Started(["cat"], "*filter\nCOMMIT\n").finish().stdout == "*filter\nCOMMIT\n"
