@@ -243,7 +243,15 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan impo
     unchanged_plans,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, ApplySettings, apply_plans
+from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_tools import HostTools, run
+from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
+    LockoutRefusal,
+    check_lockout,
+    interface_of,
+    not_checked,
+    parse_ssh_connection,
+)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
     NO_SETS,
@@ -268,8 +276,6 @@ ARGUMENT_SPEC = dict(
 
 
 def confirm(module):
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
-
     if EARLY_READS is not None:
         EARLY_READS.cancel()  # confirming reads no rules
     try:
@@ -330,14 +336,6 @@ def report(module, plans, sets, host):
 
 
 def lockout_check(module, ruleset, changed):
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
-        LockoutRefusal,
-        check_lockout,
-        interface_of,
-        not_checked,
-        parse_ssh_connection,
-    )
-
     params = module.params
     if not changed:
         return not_checked("nothing changes")
@@ -353,12 +351,9 @@ def lockout_check(module, ruleset, changed):
     ip_command = module.get_bin_path("ip")
     addresses = run([ip_command, "-o", "addr", "show"]) if ip_command else None
     interface = interface_of(connection.server, addresses.stdout) if addresses and addresses.returncode == 0 else None
-    try:
-        return check_lockout(
-            ruleset.family(connection.family), connection, interface, params["mode"], params["allow_lockout"]
-        )
-    except LockoutRefusal as exc:
-        module.fail_json(msg=str(exc), lockout_check=exc.result, changed=False)
+    return check_lockout(
+        ruleset.family(connection.family), connection, interface, params["mode"], params["allow_lockout"]
+    )
 
 
 def main():
@@ -382,6 +377,8 @@ def main():
             result.update(apply_plans(plans, tools, settings, sets))
     except (PlanRefusal, ApplyFailed) as exc:
         module.fail_json(msg=str(exc), changed=False)
+    except LockoutRefusal as exc:
+        module.fail_json(msg=str(exc), lockout_check=exc.result, changed=False)
     module.exit_json(**result)
 
 
