@@ -95,8 +95,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-COLLECTIONS_ROOT = ROOT / ".build" / "pytest"
+from collection_import import COLLECTIONS_ROOT, ROOT, import_collection
+from compile import DEFAULT_SEED as FLEET_SEED
+
 DEFAULT_SIZES = (50, 200, 1000, 10000)
 HOST = "bench"
 
@@ -107,16 +108,6 @@ TARGET_NOOP_SECONDS = 0.25  # (a) no-op re-run within 0.25 s of module process t
 TARGET_NOOP_SIZE = 10000  # ... at 10,000 rules
 TARGET_A_OVER_C = 1.5  # (a) module process at most 1.5x (c+), the tool calls it makes (also shown against (c))
 TARGET_A_OVER_C_SIZE = 10000  # ... at 10,000 rules, first run and no-op
-
-
-def import_collection() -> None:
-    """Make ansible_collections.fleetwall.iptables importable, as tests/conftest.py does."""
-    shim = COLLECTIONS_ROOT / "ansible_collections" / "fleetwall"
-    link = shim / "iptables"
-    if not link.is_symlink():
-        shim.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(ROOT)
-    sys.path.insert(0, str(COLLECTIONS_ROOT))
 
 
 # ---------------------------------------------------------------- processes and clean-up
@@ -228,6 +219,7 @@ class Workload:
             raise RuntimeError("the compiler warned: %s" % "; ".join(compiled.warnings))
         self.ruleset = ruleset_to_dict(compiled)
         self.text = {4: render_family(compiled.ipv4), 6: render_family(compiled.ipv6)}
+        self.sets_text = ""  # the N host rules make no ipset set
         self.rules = {}
         for family in (4, 6):
             tables = compiled.family(family).tables
@@ -275,6 +267,46 @@ def builtin_iptables_items(family_ruleset) -> Tuple[List[Dict[str, Any]], List[D
     return items, policies
 
 
+class FleetHostWorkload:
+    """One host of compile.py's synthetic fleet, compiled with linear rules (threshold 0) or with ipset sets."""
+
+    def __init__(self, hostvars: Dict[str, Dict[str, Any]], groups: Dict[str, List[str]], host: str,
+                 threshold: int) -> None:
+        from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
+        from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_to_dict
+
+        self.host, self.threshold = host, threshold
+        start = time.perf_counter()
+        compiled = FleetCompiler(hostvars, groups).compile_host(host)
+        self.compile_seconds = time.perf_counter() - start
+        self.ruleset = ruleset_to_dict(compiled)
+        self.text = {4: self.ruleset["ipv4"], 6: self.ruleset["ipv6"]}
+        self.sets_text = self.ruleset.get("ipsets", "")
+        self.rules = {family: sum(len(chain.rules) for table in compiled.family(family).tables for chain in table.chains)
+                      for family in (4, 6)}
+        sets = compiled.ipv4.sets + compiled.ipv6.sets
+        self.sets, self.members = len(sets), sum(len(item.members) for item in sets)
+
+
+def biggest_fleet_host(fleet_size: int, seed: int) -> Tuple[str, float]:
+    """The host with the most rules (linear) in compile.py's synthetic fleet of `fleet_size` hosts; seconds taken."""
+    from compile import compile_fleet, make_inventory, rule_count
+
+    start = time.perf_counter()
+    hostvars, groups = make_inventory(fleet_size, seed)
+    rulesets = compile_fleet(hostvars, groups)[1]
+    host = max(sorted(rulesets), key=lambda name: rule_count(rulesets[name]))
+    return host, time.perf_counter() - start
+
+
+def fleet_host_workloads(fleet_size: int, seed: int, threshold: int) -> List[FleetHostWorkload]:
+    """The biggest host of the fleet, linear and with sets (compiled from the same inventory, one threshold apart)."""
+    from compile import make_inventory
+
+    host = biggest_fleet_host(fleet_size, seed)[0]
+    return [FleetHostWorkload(*make_inventory(fleet_size, seed, value), host, value) for value in (0, threshold)]
+
+
 # ---------------------------------------------------------------- live state
 
 
@@ -285,27 +317,42 @@ def filter_table(namespace, family: int) -> str:
     return text[text.index("*filter"):] if "*filter" in text else ""
 
 
+def live_sets(namespace) -> str:
+    """fleetwall's ipset sets in the namespace, in the canonical text a compiled ruleset carries."""
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text, parse_save
+
+    saved = namespace.iptables_command(["ipset", "save"]).stdout
+    return canonical_text(parse_save(saved).values())
+
+
 def state_matches(namespace, workload: Workload, families: Sequence[int] = (4, 6)) -> bool:
-    return all(filter_table(namespace, family) == workload.text[family] for family in families)
+    rules = all(filter_table(namespace, family) == workload.text[family] for family in families)
+    return rules and (not workload.sets_text or live_sets(namespace) == workload.sets_text)
 
 
 # ---------------------------------------------------------------- (c) and (c+): shell
 
 
-def restore_script(workdir: Path) -> str:
-    return "iptables-restore < %s/rules.v4 && ip6tables-restore < %s/rules.v6" % (workdir, workdir)
+def restore_script(workdir: Path, sets: bool = False) -> str:
+    """Both restores; with sets, an ``ipset -exist restore`` of the sets first."""
+    restores = "iptables-restore < %s/rules.v4 && ip6tables-restore < %s/rules.v6" % (workdir, workdir)
+    return ("ipset -exist restore < %s/sets && " % workdir if sets else "") + restores
 
 
-def module_tool_calls_script(workdir: Path, apply: bool) -> str:
-    """The iptables tools fleetwall.iptables.ruleset runs, in its order, output discarded."""
+def module_tool_calls_script(workdir: Path, apply: bool, sets: bool = False) -> str:
+    """The iptables tools fleetwall.iptables.ruleset runs, in its order, output discarded.
+
+    With sets: ``ipset save`` with the saves, the new sets created before
+    ``restore --test``, and ``ipset save`` again after applying."""
     calls = [
         "iptables-save --version",
         "iptables-legacy-save",
         "ip6tables-legacy-save",
         "iptables-save",
         "ip6tables-save",
-    ]
+    ] + (["ipset save"] if sets else [])
     if apply:
+        calls += ["ipset -exist restore < %s/sets" % workdir] if sets else []
         calls += [
             "iptables-restore --test < %s/rules.v4" % workdir,
             "ip6tables-restore --test < %s/rules.v6" % workdir,
@@ -313,7 +360,7 @@ def module_tool_calls_script(workdir: Path, apply: bool) -> str:
             "ip6tables-restore < %s/rules.v6" % workdir,
             "iptables-save",
             "ip6tables-save",
-        ]
+        ] + (["ipset save"] if sets else [])
     return " && ".join("%s > /dev/null" % call for call in calls)
 
 
@@ -328,9 +375,10 @@ def shell_in_namespace(namespace, script: str) -> float:
 def measure_shell(workload: Workload, workdir: Path, repeat: int) -> Dict[str, Any]:
     """(c) and (c+): median over `repeat` fresh namespaces of the first run and the no-op run."""
     results: Dict[str, Any] = {}
+    sets = bool(workload.sets_text)
     for key, first_script, noop_script in (
-        ("c", restore_script(workdir), restore_script(workdir)),
-        ("c+", module_tool_calls_script(workdir, True), module_tool_calls_script(workdir, False)),
+        ("c", restore_script(workdir, sets), restore_script(workdir, sets)),
+        ("c+", module_tool_calls_script(workdir, True, sets), module_tool_calls_script(workdir, False, sets)),
     ):
         firsts, noops, ok = [], [], True
         for _attempt in range(repeat):
@@ -643,6 +691,54 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path, b_measured:
     return row
 
 
+def measure_fleet_host(args: argparse.Namespace, workdir: Path) -> List[Dict[str, Any]]:
+    """The biggest host of the --fleet-host fleet, linear and with sets: the module process, (c) and (c+)."""
+    print("  [fleet host] compiling the %d-host fleet to find its biggest host ..." % args.fleet_host,
+          file=sys.stderr, flush=True)
+    rows = []
+    for workload in fleet_host_workloads(args.fleet_host, args.seed, args.set_threshold):
+        print("  [fleet host] %s, set threshold %d: (c), (c+) and the module process ..."
+              % (workload.host, workload.threshold), file=sys.stderr, flush=True)
+        hostdir = workdir / ("fleet-host-threshold-%d" % workload.threshold)
+        hostdir.mkdir()
+        (hostdir / "rules.v4").write_text(workload.text[4])
+        (hostdir / "rules.v6").write_text(workload.text[6])
+        (hostdir / "sets").write_text(workload.sets_text)
+        row: Dict[str, Any] = {"host": workload.host, "threshold": workload.threshold, "rules_v4": workload.rules[4],
+                               "rules_v6": workload.rules[6], "sets": workload.sets, "members": workload.members,
+                               "compile_s": workload.compile_seconds}
+        row.update(measure_shell(workload, hostdir, args.repeat))
+        row["a_module"] = measure_module(workload, hostdir, args.repeat)
+        rows.append(row)
+    return rows
+
+
+def print_fleet_host_table(rows: List[Dict[str, Any]], args: argparse.Namespace) -> None:
+    print()
+    print("The biggest host of compile.py's %d-host fleet (seed %d), %s: linear rules against ipset sets"
+          % (args.fleet_host, args.seed, rows[0]["host"]))
+    header = ["rules as", "v4 / v6", "sets (members)", "module first s", "no-op s", "(c) first s", "no-op s",
+              "(c+) first s", "no-op s", "(a)/(c+) first", "(a)/(c+) no-op", "state"]
+    cells = [header]
+    for row in rows:
+        module, c, cplus = row["a_module"], row["c"], row["c+"]
+        ok = module["state_ok"] and c["state_ok"] and cplus["state_ok"]
+        cells.append(["sets (threshold %d)" % row["threshold"] if row["threshold"] else "linear",
+                      "%d / %d" % (row["rules_v4"], row["rules_v6"]), "%d (%d)" % (row["sets"], row["members"]),
+                      "%.3f" % module["first"], "%.3f" % module["noop"], "%.3f" % c["first"], "%.3f" % c["noop"],
+                      "%.3f" % cplus["first"], "%.3f" % cplus["noop"], ratio(module["first"], cplus["first"]),
+                      ratio(module["noop"], cplus["noop"]), "ok" if ok else "WRONG"])
+    widths = [max(len(line[column]) for line in cells) for column in range(len(header))]
+    for number, line in enumerate(cells):
+        print("  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                        for column, (cell, width) in enumerate(zip(line, widths))))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+    print("(c) with sets: ipset -exist restore of the sets, then both restores; (c+) with sets adds ipset save to the")
+    print("reads, the new sets' ipset restore before restore --test, and ipset save after applying. Compile not timed: %s."
+          % ", ".join("%.1f s" % row["compile_s"] for row in rows))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -804,6 +900,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--profile", metavar="DIR",
                         help="also write a cProfile of the module process (first and no-op run) per size to DIR")
     parser.add_argument("--profile-lines", type=int, default=25, help="functions shown per profile (default 25)")
+    parser.add_argument("--fleet-host", type=int, default=0, metavar="HOSTS",
+                        help="also apply the biggest host of compile.py's fleet of HOSTS hosts, linear and with sets "
+                             "(10000: issue 10's case, about 1 minute more; default 0: off)")
+    parser.add_argument("--set-threshold", type=int, default=16,
+                        help="fleetwall_set_threshold of --fleet-host's sets row (default 16)")
+    parser.add_argument("--seed", type=int, default=FLEET_SEED,
+                        help="seed of compile.py's fleet for --fleet-host (default %d, compile.py's)" % FLEET_SEED)
     parser.add_argument("--json", metavar="PATH", help="also write the measurements to PATH as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (playbooks, logs)")
     args = parser.parse_args(argv)
@@ -831,6 +934,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         b_measured: Dict[int, Dict[str, Any]] = {}
         for size in args.sizes:
             rows.append(measure_size(size, args, workdir, b_measured))
+        fleet_rows = measure_fleet_host(args, workdir) if args.fleet_host else []
     except KeyboardInterrupt:
         print("\ninterrupted; namespaces deleted", file=sys.stderr)
         return 130
@@ -845,6 +949,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print_table(rows)
     print_targets(rows)
     print_notes(rows, args)
+    if fleet_rows:
+        print_fleet_host_table(fleet_rows, args)
     print("\nwhole benchmark: %.0f s; load average at the end %s (other work on the machine skews every number)"
           % (time.perf_counter() - started, load()))
     for row in rows:
@@ -852,12 +958,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print_profile(Path(path), args.profile_lines)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows}, handle, indent=2)
+            json.dump({"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows,
+                       "fleet_host": fleet_rows}, handle, indent=2)
     wrong = [row["size"] for row in rows for key in ("c", "c+", "a_module", "a_playbook", "b")
              if not row.get(key, {}).get("state_ok", True)]
+    wrong += ["the fleet host (threshold %d)" % row["threshold"] for row in fleet_rows
+              if not all(row[key]["state_ok"] for key in ("c", "c+", "a_module"))]
     if wrong:
         print("\nERROR: a method did not end with the expected rules or changed status at %s rules (state column)"
-              % ", ".join(map(str, sorted(set(wrong)))), file=sys.stderr)
+              % ", ".join(sorted(set(map(str, wrong)))), file=sys.stderr)
         return 1
     return 0
 

@@ -16,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import (
@@ -127,16 +127,6 @@ def diff_entries(plans):
         }
         for plan in plans
     ]
-
-
-def backend_of(version_output, returncode):
-    # type: (str, int) -> Optional[Tuple[str, str]]
-    """(backend, the other backend's tool suffix) from `iptables-save --version`; None when it cannot tell."""
-    if "nf_tables" in version_output:
-        return "nf_tables", "legacy"
-    if "legacy" in version_output or returncode == 0:
-        return "legacy", "nft"
-    return None
 
 
 def other_backend_refusal(command, backend, other):

@@ -6,8 +6,8 @@
 Private to the fleetwall.iptables collection. The tools that only read run at
 the same time: the other backend's save tools and both families' saves
 (nothing depends on another's output) and ``ipset save``, which takes about half the wall
-time of running them one after the other. AnsibleModule.run_command runs one
-process and waits for it, so this runs them with subprocess.
+time of running them one after the other. The module starts those reads
+before its imports (host_reads.EarlyReads) and hands them in here.
 
 Module code: keep it compatible with Python 3.6.
 """
@@ -16,30 +16,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import os
-import subprocess
-import threading
+import atexit
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import (
-    FAMILIES,
-    backend_of,
-    other_backend_refusal,
-)
+from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import FAMILIES, other_backend_refusal
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, Tools
 from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
+from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import (  # noqa: F401, run is re-exported
+    Completed,
+    EarlyReads,
+    Started,
+    read_host_tools,
+    run,
+    run_together,
+)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import has_rules
-
-
-class Completed(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def message(self):
-        # type: () -> str
-        return (self.stderr or self.stdout).strip()
 
 
 class HostState(NamedTuple):
@@ -50,46 +41,6 @@ class HostState(NamedTuple):
     ipset_problem: str = ""  # why ipset_saved is None
 
 
-def _environment():
-    # type: () -> Dict[str, str]
-    environment = dict(os.environ)
-    environment.update(LANG="C", LC_ALL="C", LC_MESSAGES="C")
-    return environment
-
-
-def run(argv, data=None):
-    # type: (Sequence[str], Optional[str]) -> Completed
-    process = subprocess.Popen(  # pylint: disable=ansible-bad-function
-        list(argv),
-        stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_environment(),
-        close_fds=True,
-    )
-    out, err = process.communicate(data.encode("utf-8", "surrogateescape") if data is not None else None)
-    return Completed(
-        process.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
-    )
-
-
-def run_together(argvs, inputs=None):
-    # type: (Sequence[Sequence[str]], Optional[Sequence[Optional[str]]]) -> List[Completed]
-    """Run commands that only read at the same time (with their inputs, if any); their results in order."""
-    results = [None] * len(argvs)  # type: List[Any]
-
-    def one(index):
-        # type: (int) -> None
-        results[index] = run(argvs[index], inputs[index] if inputs else None)
-
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(len(argvs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 class HostTools(Tools):
     """iptables-save, iptables-restore and their IPv6 twins, found on the module's search path."""
 
@@ -98,6 +49,7 @@ class HostTools(Tools):
         """`find` is AnsibleModule.get_bin_path; ApplyFailed naming a missing tool."""
         self.find = find
         self.paths = {}  # type: Dict[str, str]
+        self._tested_ahead = []  # type: List[Tuple[Tuple[str, str, bool], Started]]
         # Optional: a host without ipset keeps working as long as its ruleset has no sets.
         self.ipset = find("ipset")
         for spec in FAMILIES:
@@ -108,31 +60,33 @@ class HostTools(Tools):
                     raise ApplyFailed("%s was not found; install iptables on this host" % name)
                 self.paths[name] = path
 
-    def read_host(self):
-        # type: () -> HostState
-        """The backend and both families' saves; ApplyFailed when rules hide in the other backend."""
-        version = run([self.paths["iptables-save"], "--version"])
-        text = (version.stdout or version.stderr).strip()
-        found = backend_of(text, version.returncode)
-        if found is None:
+    def read_host(self, early=None):
+        # type: (Optional[EarlyReads]) -> HostState
+        """The backend and both families' saves; ApplyFailed when rules hide in the other backend.
+
+        `early`: the same reads, started before the module's imports; used
+        when they ran the tools this object found.
+        """
+        saves = [self.paths[spec.command + "-save"] for spec in FAMILIES]
+        if early is not None and early.matches(saves, self.ipset):
+            reads = early.wait()
+        else:
+            reads = read_host_tools(saves, self.ipset, self.find)
+        if reads.backend is None:
+            text = (reads.version.stdout or reads.version.stderr).strip()
             raise ApplyFailed("could not tell the iptables backend from: %s" % text)
-        backend, other = found
-        others = [(spec.command, self.find("%s-%s-save" % (spec.command, other))) for spec in FAMILIES]
-        others = [(command, path) for command, path in others if path is not None]
-        argvs = [[self.paths[spec.command + "-save"]] for spec in FAMILIES] + [[path] for command, path in others]
-        results = run_together(argvs + ([[self.ipset, "save"]] if self.ipset else []))
-        for (command, path), result in zip(others, results[len(FAMILIES):len(argvs)]):
+        backend, other = reads.backend
+        for command, result in reads.others:
             if result.returncode == 0 and has_rules(result.stdout):
                 raise ApplyFailed(other_backend_refusal(command, backend, other))
-        saves = {}  # type: Dict[str, str]
-        for spec, result in zip(FAMILIES, results):
-            saves[spec.key] = self._checked(spec.command, result)
-        if not self.ipset:
-            return HostState(backend, saves, None, "ipset was not found")
-        saved = results[len(argvs)]
-        if saved.returncode != 0:
-            return HostState(backend, saves, None, "ipset save failed: %s" % saved.message)
-        return HostState(backend, saves, saved.stdout)
+        texts = {}  # type: Dict[str, str]
+        for spec, result in zip(FAMILIES, reads.saves):
+            texts[spec.key] = self._checked(spec.command, result)
+        if reads.ipset is None:
+            return HostState(backend, texts, None, "ipset was not found")
+        if reads.ipset.returncode != 0:
+            return HostState(backend, texts, None, "ipset save failed: %s" % reads.ipset.message)
+        return HostState(backend, texts, reads.ipset.stdout)
 
     @staticmethod
     def _checked(command, result):
@@ -159,9 +113,29 @@ class HostTools(Tools):
     def test_each(self, inputs):
         # type: (Sequence[Tuple[str, str, bool]]) -> List[Tuple[int, str]]
         # --test changes nothing, so the families are checked at the same time.
-        argvs = [self.restore_argv(command, noflush) + ["--test"] for command, text, noflush in inputs]
-        results = run_together(argvs, [text for command, text, noflush in inputs])
-        return [(result.returncode, result.message) for result in results]
+        known = dict((item, started.finish()) for item, started in self._tested_ahead)
+        missing = [item for item in inputs if item not in known]
+        known.update(zip(missing, run_together([self._test_argv(item) for item in missing], [item[1] for item in missing])))
+        return [(known[item].returncode, known[item].message) for item in inputs]
+
+    def test_ahead(self, inputs):
+        # type: (Sequence[Tuple[str, str, bool]]) -> None
+        """Start restore --test of each (command, text, noflush) while the module plans; test_each() takes
+        the outcome of an input tested ahead, until ipset changes a set."""
+        self._drop_tests_ahead()
+        self._tested_ahead = [(item, Started(self._test_argv(item), item[1])) for item in inputs]
+        atexit.register(self._drop_tests_ahead)  # a refusal ends the run before test_each()
+
+    def _drop_tests_ahead(self):
+        # type: () -> None
+        for item, started in self._tested_ahead:
+            started.cancel()
+        self._tested_ahead = []
+
+    def _test_argv(self, item):
+        # type: (Tuple[str, str, bool]) -> List[str]
+        command, text, noflush = item
+        return self.restore_argv(command, noflush) + ["--test"]
 
     def restore_argv(self, command, noflush):
         # type: (str, bool) -> List[str]
@@ -176,6 +150,8 @@ class HostTools(Tools):
 
     def ipset_restore(self, text):
         # type: (str) -> Tuple[int, str]
+        # restore --test refuses a rule whose set is missing: a test run before the sets changed may not hold.
+        self._drop_tests_ahead()
         result = run(self.ipset_restore_argv(), data=text)
         return result.returncode, result.message
 

@@ -227,6 +227,12 @@ confirmed:
 
 import os
 
+from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import EarlyReads, find_tool
+
+# Reading the host (backend check, both saves, ipset save) takes about as long as the imports
+# below: start it first. Not when the file is only imported (documentation, sanity tests).
+EARLY_READS = EarlyReads.begin() if __name__ == "__main__" else None
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import (
     FAMILIES,
@@ -254,7 +260,6 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import
     set_diff_entry,
     sets_unchanged,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
 
 ARGUMENT_SPEC = dict(
     ruleset=dict(type="dict"),
@@ -271,6 +276,8 @@ ARGUMENT_SPEC = dict(
 
 
 def confirm(module):
+    if EARLY_READS is not None:
+        EARLY_READS.cancel()  # confirming reads no rules
     try:
         tokens = confirm_watchdogs(module.params["backup_dir"], module.check_mode)
     except WatchdogRolledBack as exc:
@@ -278,13 +285,21 @@ def confirm(module):
     module.exit_json(changed=bool(tokens), confirmed=tokens)
 
 
-def plan(params, host):
-    """(family plans, set plan, parsed ruleset or None when nothing changes and nothing was parsed)."""
+def plan(params, host, tools=None):
+    """(family plans, set plan, parsed ruleset or None when nothing changes and nothing was parsed).
+
+    With `tools`, the received texts are tested (restore --test) while they are parsed: in mode: own
+    they are the restore input, unless fleetwall would render them otherwise."""
     received = params["ruleset"]
     if params["mode"] == "own" and sets_unchanged(received.get("ipsets"), host.ipset_saved):
         plans = unchanged_plans(received, host.saves)
         if plans is not None:
             return plans, NO_SETS, None
+    if tools is not None and params["mode"] == "own":
+        texts = [(spec.command, received.get(spec.key)) for spec in FAMILIES]
+        tools.test_ahead([(command, text, False) for command, text in texts if isinstance(text, str)])
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
+
     try:
         ruleset = ruleset_from_dict(received)
     except ValueError as exc:
@@ -351,9 +366,9 @@ def main():
     if params["rollback_timeout"] < 0:
         module.fail_json(msg="rollback_timeout must be 0 (off) or a number of seconds")
     try:
-        tools = HostTools(module.get_bin_path)
-        host = tools.read_host()
-        plans, sets, ruleset = plan(params, host)
+        tools = HostTools(find_tool)
+        host = tools.read_host(EARLY_READS)
+        plans, sets, ruleset = plan(params, host, None if module.check_mode else tools)
         result = report(module, plans, sets, host)
         changed = result["changed"]
         result["lockout_check"] = lockout_check(module, ruleset, changed)

@@ -8,7 +8,6 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan impo
     EMPTY_FILTER,
     FAMILIES,
     PlanRefusal,
-    backend_of,
     diff_entries,
     other_backend_refusal,
     plan_family,
@@ -94,16 +93,6 @@ def test_the_diff_compares_live_with_policy_per_family():
     plan = plan_family(IPV4, POLICY, EMPTY_SAVE, "own", takeover=False)
     assert diff_entries([plan]) == [{"before": "", "after": POLICY_TEXT, "before_header": "iptables (live)",
                                      "after_header": "iptables (policy)"}]
-
-
-@pytest.mark.parametrize("output, returncode, expected", [
-    ("iptables-save v1.8.9 (nf_tables)", 0, ("nf_tables", "legacy")),
-    ("iptables-save v1.8.9 (legacy)", 0, ("legacy", "nft")),
-    ("iptables-save v1.6.1", 0, ("legacy", "nft")),
-    ("iptables-save: unknown option", 2, None),
-])
-def test_the_backend_is_read_from_the_save_tools_version(output, returncode, expected):
-    assert backend_of(output, returncode) == expected
 
 
 def test_rules_in_the_other_backend_are_refused_naming_the_tool_that_shows_them():

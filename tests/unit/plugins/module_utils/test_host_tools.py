@@ -113,3 +113,37 @@ def test_ipset_restore_is_always_exist_restore_fed_the_text(tmp_path):
 def test_ipset_commands_without_ipset_ask_to_install_it(tmp_path):
     with pytest.raises(ApplyFailed, match="^ipset was not found; install ipset on this host$"):
         fake_tools(tmp_path, {}).ipset_restore_argv()
+
+
+def counting_restore(tmp_path: Path) -> HostTools:
+    """HostTools whose iptables-restore appends one line per run to tmp_path/runs and refuses 'bad' input."""
+    return fake_tools(tmp_path, {
+        "iptables-restore": 'echo run >> "%s/runs"; grep -q bad && { echo "line 1 failed" >&2; exit 1; }; exit 0\n' % tmp_path,
+        "ipset": "cat > /dev/null\n",
+    })
+
+
+def test_a_text_tested_ahead_is_not_tested_again(tmp_path):
+    tools = counting_restore(tmp_path)
+    tools.test_ahead([("iptables", "bad\n", False)])
+    outcomes = tools.test_each([("iptables", "bad\n", False)])
+    assert (outcomes, (tmp_path / "runs").read_text()) == ([(1, "line 1 failed")], "run\n")
+
+
+def test_a_text_other_than_the_one_tested_ahead_is_tested_itself(tmp_path):
+    tools = counting_restore(tmp_path)
+    tools.test_ahead([("iptables", "bad\n", False)])
+    assert tools.test_each([("iptables", "good\n", False)]) == [(0, "")]
+
+
+def test_a_test_ahead_does_not_count_once_ipset_has_changed_a_set(tmp_path):
+    tools = counting_restore(tmp_path)
+    tools.test_ahead([("iptables", "good\n", False)])
+    tools.ipset_restore("create fw4-new hash:net family inet\n")  # stops the test ahead, if it still runs
+
+    def runs():
+        return (tmp_path / "runs").read_text().count("run") if (tmp_path / "runs").exists() else 0
+
+    before = runs()
+    tools.test_each([("iptables", "good\n", False)])
+    assert runs() - before == 1

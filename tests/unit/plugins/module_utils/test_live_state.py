@@ -103,6 +103,11 @@ def test_stale_fleetwall_chain_is_emptied_and_deleted():
     assert ":FWL-OLD - [0:0]" in script and script.splitlines()[-2] == "-X FWL-OLD"
 
 
+def test_rule_counts_on_an_empty_table_count_every_new_rule_as_added():
+    after = "*filter\n:INPUT DROP [0:0]\n-A INPUT -j ACCEPT\n-A INPUT -p tcp -j DROP\nCOMMIT\n"
+    assert (rule_counts("", after), rule_counts(after, "")) == ((2, 0), (0, 2))
+
+
 def test_rule_counts_report_added_and_removed_rules():
     before = "*filter\n-A INPUT -j A\n-A INPUT -j B\nCOMMIT\n"
     after = "*filter\n-A INPUT -j A\n-A INPUT -j C\n-A INPUT -j D\nCOMMIT\n"
