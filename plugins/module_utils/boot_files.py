@@ -29,9 +29,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import posixpath
+from collections import Counter
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import is_fleetwall_set
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import is_fleetwall_set, sizing
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import coexist_boot_text_of
 
 
@@ -76,13 +77,31 @@ def _is_fleetwall_line(line):
     return len(fields) >= 2 and fields[0] in ("create", "add") and is_fleetwall_set(fields[1])
 
 
+def with_hashsizes(canonical_sets):
+    # type: (str) -> str
+    """Canonical set text (no ``hashsize``) as ``ipset restore`` input that creates each set with the
+    ``hashsize`` the ruleset module creates it with, so that a set restored at boot is the set it applied."""
+    lines = canonical_sets.splitlines()
+    members = Counter(line.split(None, 2)[1] for line in lines if line.startswith("add "))
+    restored = []  # type: List[str]
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["create"] and "maxelem" in fields and "hashsize" not in fields:
+            at = fields.index("maxelem")
+            fields[at:at] = ["hashsize", str(sizing(members[fields[1]])[0])]
+            line = " ".join(fields)
+        restored.append(line + "\n")
+    return "".join(restored)
+
+
 def boot_sets_text(existing, fleetwall_sets):
     # type: (Optional[str], str) -> str
-    """The sets file: other software's lines of the existing file as they are, then fleetwall's sets."""
+    """The sets file: other software's lines of the existing file as they are, then fleetwall's sets
+    (canonical text) as ``ipset restore`` input."""
     kept = [line for line in (existing or "").splitlines(True) if not _is_fleetwall_line(line)]
     if kept and not kept[-1].endswith("\n"):
         kept[-1] += "\n"
-    return "".join(kept) + fleetwall_sets
+    return "".join(kept) + with_hashsizes(fleetwall_sets)
 
 
 def holds_fleetwall_sets(text):

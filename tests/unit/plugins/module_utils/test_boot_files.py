@@ -14,6 +14,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_files impo
     plan_boot_files,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_writer import persist_phase, write_pending
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import address_set, create_line
 
 OWN_V4 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n"
 OWN_V6 = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
@@ -23,6 +24,7 @@ COEXIST_PROJECTION = (
     "-A FWL-INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A FWL-INPUT -j DROP\nCOMMIT\n"
 )
 SETS = "create fw4-group:web hash:net family inet maxelem 65536\nadd fw4-group:web 10.0.0.0/24\n"
+SETS_FILE = "create fw4-group:web hash:net family inet hashsize 64 maxelem 65536\nadd fw4-group:web 10.0.0.0/24\n"
 FAIL2BAN = "create f2b-sshd hash:ip family inet hashsize 1024 maxelem 65536 timeout 600\n"
 
 
@@ -55,12 +57,18 @@ def test_the_redhat_layout_writes_the_sysconfig_files_and_the_ipset_file_with_mo
 
 def test_a_ruleset_with_sets_writes_them_to_the_ipsets_file_that_netfilter_persistent_loads_first():
     files = plan_boot_files("Debian", "/", VERIFIED, SETS, "own", files_on_disk({}))
-    assert (files[-1].path, files[-1].text) == ("/etc/iptables/ipsets", SETS)
+    assert (files[-1].path, files[-1].text) == ("/etc/iptables/ipsets", SETS_FILE)
+
+
+def test_the_sets_file_creates_each_set_with_the_hashsize_the_module_creates_it_with():
+    members = "".join("add fw4-big 10.0.%d.%d\n" % (index // 256, index % 256) for index in range(1000))
+    text = boot_sets_text(None, "create fw4-big hash:net family inet maxelem 65536\n" + members)
+    assert text.splitlines()[0] == create_line(address_set("fw4-big", 4, [line.split()[2] for line in members.splitlines()]))
 
 
 def test_other_softwares_sets_in_the_sets_file_are_kept_ahead_of_fleetwalls():
     old = "create fw4-group:old hash:net family inet maxelem 65536\nadd fw4-group:old 10.9.0.0/16\n"
-    assert boot_sets_text(FAIL2BAN + old, SETS) == FAIL2BAN + SETS
+    assert boot_sets_text(FAIL2BAN + old, SETS) == FAIL2BAN + SETS_FILE
 
 
 def test_a_ruleset_without_sets_leaves_a_sets_file_without_fleetwall_sets_alone():
@@ -105,7 +113,7 @@ def module(tmp_path, check_mode=False, diff=False) -> FakeModule:
 def test_the_persist_phase_writes_the_files_with_their_mode_and_reports_them_written(tmp_path):
     outcome = persist_phase(module(tmp_path), VERIFIED, SETS, None)
     written = tmp_path / "etc/iptables/ipsets"
-    assert (outcome["changed"], written.read_text(), oct(written.stat().st_mode & 0o777)) == (True, SETS, "0o640")
+    assert (outcome["changed"], written.read_text(), oct(written.stat().st_mode & 0o777)) == (True, SETS_FILE, "0o640")
 
 
 def test_a_second_persist_phase_changes_nothing(tmp_path):
