@@ -30,8 +30,10 @@ suite=bookworm
 cache=${FLEETWALL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetwall}
 packages=(systemd systemd-sysv dbus iptables iproute2 python3 python3-apt procps netcat-openbsd
     ca-certificates iputils-ping debconf-utils)
-# Downloaded into the image's apt cache, not installed (see above).
-cached_packages=(iptables-persistent)
+# Downloaded into the image's apt cache, not installed (see above); the
+# persistence role installs ipset-persistent (and with it ipset) for rulesets
+# with ipset sets.
+cached_packages=(iptables-persistent ipset-persistent)
 # Bump when the recipe below changes in a way the package lists do not show.
 recipe_version=2
 
@@ -67,14 +69,17 @@ for tool in podman debootstrap tar; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (scripts/molecule.sh installs it)"
 done
 
-if ((!force)) && podman image exists "$image"; then
+key=$(printf '%s\n' "$recipe_version" "$suite" "$mirror" "${packages[@]}" -- "${cached_packages[@]}" |
+    sha256sum | cut -c1-16)
+# The image's commit message names the recipe key it was built from: an image
+# of an older recipe (other packages) is rebuilt.
+if ((!force)) && podman image exists "$image" &&
+    [[ $(podman image inspect --format '{{.Comment}}' "$image") == *"($key)"* ]]; then
     say "$image exists ($(podman image inspect --format '{{.Created}}' "$image" | cut -d. -f1)); nothing to do (--force rebuilds)"
     exit 0
 fi
 
 mkdir -p "$cache"
-key=$(printf '%s\n' "$recipe_version" "$suite" "$mirror" "${packages[@]}" -- "${cached_packages[@]}" |
-    sha256sum | cut -c1-16)
 tarball=$cache/debian12-rootfs-$key.tar
 log=$cache/build-debian-image.log
 

@@ -274,7 +274,13 @@ def coexist_boot_text(family_ruleset, table="filter"):
     """What a boot-time rules file holds in coexist mode: fleetwall's chains and
     their jumps only, with ACCEPT built-in policies, so that no other tool's
     runtime rules (Docker's, for one) are frozen into it."""
-    lines = desired_coexist_projection(to_coexist(family_ruleset), table).splitlines()
-    # The projection is what coexist mode applies; a boot file also declares the built-in chains.
+    return coexist_boot_text_of(desired_coexist_projection(to_coexist(family_ruleset), table))
+
+
+def coexist_boot_text_of(projection):
+    # type: (str) -> str
+    """The boot file of a coexist projection (desired_coexist_projection's text):
+    the projection is what coexist mode applies; a boot file also declares the built-in chains."""
+    lines = projection.splitlines()
     lines[1:1] = [":%s ACCEPT [0:0]" % builtin for builtin in BUILTIN_CHAINS]
     return "\n".join(lines) + "\n"

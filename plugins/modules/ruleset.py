@@ -43,6 +43,44 @@ options:
       - The compiled ruleset for this host, from the P(fleetwall.iptables.compile_ruleset#filter) filter.
       - Required unless O(confirm=true).
     type: dict
+  apply:
+    description:
+      - V(false) only writes the boot files of O(persist) for O(ruleset), without reading or changing the live
+        rulesets (for a ruleset applied by other means, or the P(fleetwall.iptables.fleetwall_persistence#role) role
+        on its own). Requires O(persist).
+    type: bool
+    default: true
+  persist:
+    description:
+      - Write the host's boot-time files, so that a reboot brings back what this run made live. After applying, the
+        files get the very texts the module has just verified live (in O(mode=coexist), fleetwall's chains and
+        jumps with C(ACCEPT) built-in chains, so no other tool's runtime rules are frozen into them); on a run that
+        changes nothing, the live texts that equal the policy.
+      - Debian family (iptables-persistent, ipset-persistent) C(/etc/iptables/rules.v4), C(rules.v6) and, when the
+        ruleset has sets, C(ipsets), mode C(0640); netfilter-persistent's C(10-ipset) plugin loads the sets before
+        its C(15-ip4tables) and C(25-ip6tables) plugins load the rules. RHEL family (iptables-services,
+        ipset-service) C(/etc/sysconfig/iptables), C(ip6tables) and C(ipset), mode C(0600); C(ipset.service) starts
+        before C(iptables.service) and C(ip6tables.service).
+      - The sets file keeps other software's sets that are in it; fleetwall's sets follow them. It is written when
+        the ruleset has sets, or when it still holds fleetwall sets that no rule uses any more.
+      - Each file is written only when its text differs, as a temporary file in the same directory that is flushed
+        to disk and renamed over the old one, owned by root, with the path's default SELinux context where SELinux
+        is enabled.
+      - With O(rollback_timeout), the files are written when the new rulesets are confirmed (O(confirm)), not
+        before, so rulesets the watchdog takes back never reach them.
+      - Installing the boot services and enabling them is the job of the
+        P(fleetwall.iptables.fleetwall_persistence#role) role.
+    type: dict
+    suboptions:
+      os_family:
+        description: The layout of the boot files, as C(ansible_facts.os_family) names it.
+        type: str
+        required: true
+        choices: [Debian, RedHat]
+      root:
+        description: A prefix for the files' paths; C(/) on real hosts (tests point it into a directory of theirs).
+        type: path
+        default: /
   mode:
     description:
       - V(own) makes the whole C(filter) table fleetwall's, built-in chain policies included. It refuses when the
@@ -93,6 +131,7 @@ options:
       - Confirm rulesets applied with O(rollback_timeout). The action plugin opens a new connection first, so a
         confirmation proves that the new rulesets still let the controller in.
       - Fails if the watchdog has already restored the previous rulesets.
+      - Writes the boot files that the confirmed run left for the confirmation (see O(persist)).
     type: bool
     default: false
   backup_dir:
@@ -112,13 +151,16 @@ attributes:
   check_mode:
     description: Can run in check mode and return the changed status prediction without modifying the target.
     support: full
-    details: Reads the live state, reports what would change and runs the lockout check; changes nothing.
+    details:
+      - Reads the live state, reports what would change (rules, sets and boot files) and runs the lockout check;
+        changes nothing.
   diff_mode:
     description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: full
     details:
       - A unified diff per family between the live rules and the policy's, and, when fleetwall's ipset sets exist
         or the ruleset has sets, one between the live sets and the policy's in canonical C(ipset save) form.
+      - With O(persist), one per boot file that changes, its text now against its new text.
   platform:
     description: Target OS/families that can be operated against.
     support: N/A
@@ -128,7 +170,8 @@ requirements:
   - ipset, only when the compiled ruleset matches ipset sets
 notes:
   - The watchdog is a detached process started from the module. It survives the end of the SSH session, but not a
-    reboot; persisting rulesets across reboots is the job of the P(fleetwall.iptables.fleetwall_persistence#role) role.
+    reboot. O(persist) writes the boot files; the P(fleetwall.iptables.fleetwall_persistence#role) role installs and
+    enables the services that load them.
   - Only the C(filter) table is managed. Other tables (C(nat), C(mangle), ...) are never changed.
 seealso:
   - plugin: fleetwall.iptables.compile_ruleset
@@ -152,6 +195,19 @@ EXAMPLES = r"""
   fleetwall.iptables.ruleset:
     confirm: true
 
+- name: Apply, and write the Debian boot files (rules.v4, rules.v6, ipsets) from what is verified live
+  fleetwall.iptables.ruleset:
+    ruleset: "{{ fleetwall_ruleset }}"
+    persist:
+      os_family: "{{ ansible_facts['os_family'] }}"
+
+- name: Only write the boot files, without touching the live rulesets
+  fleetwall.iptables.ruleset:
+    ruleset: "{{ fleetwall_ruleset }}"
+    apply: false
+    persist:
+      os_family: Debian
+
 - name: On a Docker host, manage only fleetwall's chains
   fleetwall.iptables.ruleset:
     ruleset: "{{ fleetwall_ruleset }}"
@@ -161,12 +217,12 @@ EXAMPLES = r"""
 RETURN = r"""
 backend:
   description: The iptables backend the host uses.
-  returned: always, except with O(confirm)
+  returned: always, except with O(confirm) or O(apply=false)
   type: str
   sample: nf_tables
 rules:
   description: Rules added and removed, per family.
-  returned: always, except with O(confirm)
+  returned: always, except with O(confirm) or O(apply=false)
   type: dict
   sample: {"ipv4": {"added": 3, "removed": 1}, "ipv6": {"added": 0, "removed": 0}}
 mode:
@@ -179,14 +235,14 @@ sets:
     - fleetwall's ipset sets that change, by name, with the members added and removed (an exception as
       C(MEMBER nomatch)). A new set lists all its members as added, a set no rule uses any more all its members as
       removed. Empty when no set changes.
-  returned: always, except with O(confirm)
+  returned: always, except with O(confirm) or O(apply=false)
   type: dict
   sample: {"fw4-group:web": {"added": ["192.0.2.17", "198.51.100.0/24"], "removed": ["192.0.2.9"]}}
 backup:
   description:
     - Paths of the backups of the previous rulesets, per family, and of fleetwall's previous ipset sets
       (C(ipset), when the run touches sets); empty when nothing changed.
-  returned: always, except with O(confirm)
+  returned: always, except with O(confirm) or O(apply=false)
   type: dict
   sample: {"ipv4": "/var/lib/fleetwall/20261122T001500-3f2a.v4", "ipv6": "/var/lib/fleetwall/20261122T001500-3f2a.v6",
            "ipset": "/var/lib/fleetwall/20261122T001500-3f2a.sets"}
@@ -196,7 +252,7 @@ lockout_check:
     - C(verdict) and C(rule) are those of the first leg that is not accepted (named in C(cut)), or of the new
       connection's SYN when every leg is; C(legs) lists each leg with its verdict and deciding rule (null for a
       chain policy).
-  returned: always, except with O(confirm)
+  returned: always, except with O(confirm) or O(apply=false)
   type: dict
   sample:
     checked: true
@@ -217,6 +273,14 @@ watchdog:
   returned: when a watchdog was started
   type: dict
   sample: {"token": "20261122T001500-3f2a", "timeout": 60, "pid": 4242}
+boot_files:
+  description:
+    - With O(persist), each boot file and what the run did to it - V(unchanged), V(written) (in check mode, would be
+      written) or V(pending) (written when the watchdog of O(rollback_timeout) is confirmed).
+    - With O(confirm), the boot files the confirmation wrote.
+  returned: with O(persist) or O(confirm)
+  type: dict
+  sample: {"/etc/iptables/rules.v4": "written", "/etc/iptables/rules.v6": "unchanged", "/etc/iptables/ipsets": "written"}
 confirmed:
   description: Tokens of the watchdogs that were confirmed.
   returned: with O(confirm)
@@ -243,6 +307,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan impo
     unchanged_plans,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, ApplySettings, apply_plans
+from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_writer import persist_phase, write_pending
 from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_tools import HostTools, run
 from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
@@ -252,7 +317,8 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import 
     not_checked,
     parse_ssh_connection,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError, canonical_text
+from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import render_desired
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
     NO_SETS,
     plan_sets,
@@ -263,6 +329,14 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import
 
 ARGUMENT_SPEC = dict(
     ruleset=dict(type="dict"),
+    apply=dict(type="bool", default=True),
+    persist=dict(
+        type="dict",
+        options=dict(
+            os_family=dict(type="str", required=True, choices=["Debian", "RedHat"]),
+            root=dict(type="path", default="/"),
+        ),
+    ),
     mode=dict(type="str", choices=["own", "coexist"], default="own"),
     takeover=dict(type="bool", default=False),
     lockout_check=dict(type="bool", default=True),
@@ -278,11 +352,45 @@ ARGUMENT_SPEC = dict(
 def confirm(module):
     if EARLY_READS is not None:
         EARLY_READS.cancel()  # confirming reads no rules
+    backup_dir = module.params["backup_dir"]
     try:
-        tokens = confirm_watchdogs(module.params["backup_dir"], module.check_mode)
+        tokens = confirm_watchdogs(backup_dir, module.check_mode)
     except WatchdogRolledBack as exc:
         module.fail_json(msg=str(exc), changed=False)
-    module.exit_json(changed=bool(tokens), confirmed=tokens)
+    written = [] if module.check_mode else write_pending(module, backup_dir, tokens)
+    module.exit_json(changed=bool(tokens), confirmed=tokens, boot_files=dict((path, "written") for path in written))
+
+
+def persist(module, result, verified, ruleset):
+    """The persist phase after a verified apply (or a plan that changes nothing): merge it into the result.
+
+    `verified`: the family key -> the text now live; `ruleset`: the parsed ruleset, None when the
+    plan found the live state equal to the received texts without parsing them."""
+    if not module.params["persist"]:
+        return
+    if ruleset is None:
+        sets_text = module.params["ruleset"].get("ipsets") or ""  # equal to the live sets (sets_unchanged)
+    else:
+        sets_text = canonical_text(ruleset.ipv4.sets + ruleset.ipv6.sets)
+    outcome = persist_phase(module, verified, sets_text, result.get("watchdog"))
+    result["changed"] = result["changed"] or outcome.pop("changed")
+    result["diff"] = result.get("diff", []) + outcome.pop("diff", [])
+    result.update(outcome)
+
+
+def persist_only(module):
+    """apply=false: write the boot files of the compiled ruleset; the live state is not read."""
+    if EARLY_READS is not None:
+        EARLY_READS.cancel()
+    try:
+        ruleset = ruleset_from_dict(module.params["ruleset"])
+    except ValueError as exc:
+        module.fail_json(msg="ruleset: %s" % exc, changed=False)
+    mode = module.params["mode"]
+    result = dict(changed=False, mode=mode)
+    persist(module, result, dict((spec.key, render_desired(ruleset.family(spec.family), mode)) for spec in FAMILIES),
+            ruleset)
+    module.exit_json(**result)
 
 
 def plan(params, host, tools=None):
@@ -358,11 +466,15 @@ def lockout_check(module, ruleset, changed):
 
 def main():
     module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC, required_if=[("confirm", False, ("ruleset",))], supports_check_mode=True
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("confirm", False, ("ruleset",)), ("apply", False, ("persist",))],
+        supports_check_mode=True,
     )
     params = module.params
     if params["confirm"]:
         confirm(module)
+    if not params["apply"]:
+        persist_only(module)
     if params["rollback_timeout"] < 0:
         module.fail_json(msg="rollback_timeout must be 0 (off) or a number of seconds")
     try:
@@ -375,6 +487,7 @@ def main():
         if changed and not module.check_mode:
             settings = ApplySettings(params["mode"], params["backup_dir"], params["backup_keep"], params["rollback_timeout"])
             result.update(apply_plans(plans, tools, settings, sets))
+        persist(module, result, dict((plan.spec.key, plan.after) for plan in plans), ruleset)
     except (PlanRefusal, ApplyFailed) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except LockoutRefusal as exc:

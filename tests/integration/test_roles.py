@@ -199,21 +199,45 @@ WITH_SETS = {"fleetwall_set_threshold": 1, "fleetwall_policy": dict(
     POLICY, db={"inbound": [{"service": "postgres", "from": ["group:web", "192.0.2.0/24"]}]})}
 
 
-def test_persisting_a_ruleset_with_ipset_sets_is_refused_naming_the_threshold(fleet):
-    stats = fleet.run("--tags", "fleetwall_persist", "-e", json.dumps(WITH_SETS))
-    assert any(failures(stats)) and not (fleet.root("db1") / "etc/iptables/rules.v4").exists()
-    assert "fleetwall_persistence does not restore sets at boot yet" in fleet.output, fleet.output[-3000:]
-
-
-def test_a_ruleset_with_ipset_sets_that_would_be_persisted_is_refused_before_it_is_applied(fleet):
+def test_a_ruleset_with_ipset_sets_is_applied_and_its_sets_persisted_next_to_the_rules(fleet):
     stats = fleet.run("-e", json.dumps(WITH_SETS))
-    assert (stats["db1"]["failures"], fleet.filter_table("db1", 4)) == (1, "")
+    persisted = (fleet.root("db1") / "etc/iptables/ipsets").read_text()
+    assert (failures(stats), persisted) == ([0, 0], "create fw4-g:web+192.0.2.0-ada3bf hash:net family inet hashsize 64 maxelem 65536\n"
+                                            "add fw4-g:web+192.0.2.0-ada3bf 10.9.0.1\n"
+                                            "add fw4-g:web+192.0.2.0-ada3bf 192.0.2.0/24\n"), fleet.output[-3000:]
+
+
+def test_the_persisted_rules_name_only_sets_that_the_persisted_sets_file_creates(fleet):
+    fleet.run("-e", json.dumps(WITH_SETS))
+    rules = (fleet.root("db1") / "etc/iptables/rules.v4").read_text()
+    created = [line.split()[1] for line in (fleet.root("db1") / "etc/iptables/ipsets").read_text().splitlines()
+               if line.startswith("create ")]
+    assert sorted(set(re.findall(r"--match-set (\S+)", rules))) == created
+
+
+def test_persist_tag_alone_persists_the_sets_without_creating_them_live(fleet):
+    stats = fleet.run("--tags", "fleetwall_persist", "-e", json.dumps(WITH_SETS))
+    sets_file = fleet.root("db1") / "etc/iptables/ipsets"
+    assert (failures(stats), sets_file.exists(), fleet.filter_table("db1", 4)) == ([0, 0], True, "")
 
 
 def test_apply_tag_alone_compiles_and_applies_without_persisting(fleet):
     stats = fleet.run("--tags", "fleetwall_apply")
     assert failures(stats) == [0, 0]
     assert (fleet.filter_table("db1", 4) != "", (fleet.root("db1") / "etc/iptables/rules.v4").exists()) == (True, False)
+
+
+def test_skipping_the_persist_tag_applies_without_writing_the_rules_files(fleet):
+    stats = fleet.run("--skip-tags", "fleetwall_persist")
+    assert failures(stats) == [0, 0]
+    assert (fleet.filter_table("db1", 4) != "", (fleet.root("db1") / "etc/iptables/rules.v4").exists()) == (True, False)
+
+
+def test_a_second_run_with_a_watchdog_changes_nothing_and_the_boot_files_equal_the_live_rules(fleet):
+    fleet.run("-e", "fleetwall_firewall_rollback_timeout=60")
+    stats = fleet.run("-e", "fleetwall_firewall_rollback_timeout=60")
+    persisted = (fleet.root("web1") / "etc/iptables/rules.v6").read_text()
+    assert (changed(stats), persisted) == ([0, 0], fleet.filter_table("web1", 6))
 
 
 def test_persist_tag_alone_compiles_and_writes_the_rules_files_without_applying(fleet):
