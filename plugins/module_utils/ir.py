@@ -21,6 +21,23 @@ TERMINAL_TARGETS = ("ACCEPT", "DROP", "REJECT")
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
 
 
+class HashLimit(NamedTuple):
+    """-m hashlimit: a token bucket per source address (--hashlimit-mode srcip), shared by the rules of one name."""
+
+    rate: str  # as iptables-save prints it (rates.py)
+    burst: int
+    name: str
+    above: bool = False  # --hashlimit-above: matches what exceeds the rate; else --hashlimit-upto
+
+
+class ConnLimit(NamedTuple):
+    """-m connlimit: the number of connections from one source (network of mask bits) the kernel tracks."""
+
+    count: int
+    mask: int  # 32 or 128 for one address
+    above: bool = False  # --connlimit-above: matches beyond count; else --connlimit-upto
+
+
 class Rule(NamedTuple):
     """One iptables rule. Field order mirrors the order iptables-save prints."""
 
@@ -45,10 +62,19 @@ class Rule(NamedTuple):
     hop_limit: Optional[int] = None
     ctstate: Tuple[str, ...] = ()
     limit: Optional[str] = None
+    limit_burst: Optional[int] = None  # None: the kernel's default of 5, which iptables-save leaves out
+    hashlimit: Optional[HashLimit] = None
+    connlimit: Optional[ConnLimit] = None
     comment: Optional[str] = None
     reject_with: Optional[str] = None
     log_prefix: Optional[str] = None
     log_level: Optional[int] = None
+
+
+def is_rate_dependent(rule):
+    # type: (Rule) -> bool
+    """Whether the rule matches a packet or not depending on the traffic before it (rates, connection counts)."""
+    return bool(rule.limit or rule.hashlimit or rule.connlimit)
 
 
 class Chain(NamedTuple):

@@ -19,6 +19,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     TERMINAL_TARGETS,
     FamilyRuleset,
     Rule,
+    is_rate_dependent,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetIndex
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_rule
@@ -44,6 +45,9 @@ class Packet(NamedTuple):
     state: str = "NEW"
     tcp_flags: FrozenSet[str] = frozenset(("SYN",))
     hop_limit: int = 64
+    # Rates and connection counts depend on the traffic before the packet: by default it is taken to come
+    # from a quiet source (within every limit); True takes it to exceed every limit it meets.
+    over_limits: bool = False
 
     @property
     def family(self):
@@ -58,6 +62,9 @@ class Verdict(NamedTuple):
     rule: Optional[str]  # the deciding rule as iptables-save prints it
     comment: Optional[str]
     logged_by: Tuple[str, ...] = ()
+    # Rules the packet met whose match depends on rates or connection counts (ir.is_rate_dependent):
+    # with other traffic before it, the verdict can differ.
+    rate_dependent: Tuple[str, ...] = ()
 
 
 _NETWORKS = {}  # type: Dict[str, Any]
@@ -197,8 +204,14 @@ def _rule_matches(rule, packet, source, destination, sets=None):
         return False
     if rule.ctstate and packet.state not in rule.ctstate:
         return False
-    # A limit match only ever sits on LOG rules, which never decide a verdict.
     return True
+
+
+def _within_limits_matches(rule, packet):
+    # type: (Rule, Packet) -> bool
+    """Whether a rate-dependent rule matches the packet, as Packet.over_limits assumes the traffic before it."""
+    above = bool((rule.hashlimit and rule.hashlimit.above) or (rule.connlimit and rule.connlimit.above))
+    return above == packet.over_limits
 
 
 def simulate(family_ruleset, packet, table="filter"):
@@ -215,6 +228,7 @@ def simulate(family_ruleset, packet, table="filter"):
     if packet.chain not in chains:
         raise ValueError("the IPv%d ruleset has no %s chain" % (family_ruleset.family, packet.chain))
     logged = []  # type: List[str]
+    rate_dependent = []  # type: List[str]
     source = ipaddress.ip_address(packet.source)
     destination = ipaddress.ip_address(packet.destination)
     sets = set_indexes(family_ruleset)
@@ -226,8 +240,14 @@ def simulate(family_ruleset, packet, table="filter"):
         for index, rule in enumerate(chains[chain_name].rules):
             if not _rule_matches(rule, packet, source, destination, sets):
                 continue
+            if rule.target != "LOG" and is_rate_dependent(rule):
+                # LOG rules are passed over: what they log, not the verdict, depends on their rate.
+                rate_dependent.append(render_rule(chain_name, rule))
+                if not _within_limits_matches(rule, packet):
+                    continue
             if rule.target in TERMINAL_TARGETS:
-                return Verdict(rule.target, chain_name, index, render_rule(chain_name, rule), rule.comment, tuple(logged))
+                text = render_rule(chain_name, rule)
+                return Verdict(rule.target, chain_name, index, text, rule.comment, tuple(logged), tuple(rate_dependent))
             if rule.target == "LOG":
                 logged.append(render_rule(chain_name, rule))
             elif rule.target == "RETURN":
@@ -242,7 +262,7 @@ def simulate(family_ruleset, packet, table="filter"):
     if verdict is not None:
         return verdict
     policy = chains[packet.chain].policy or "ACCEPT"
-    return Verdict(policy, packet.chain, None, None, None, tuple(logged))
+    return Verdict(policy, packet.chain, None, None, None, tuple(logged), tuple(rate_dependent))
 
 
 def verdict_to_dict(verdict):
@@ -254,4 +274,5 @@ def verdict_to_dict(verdict):
         "rule": verdict.rule,
         "comment": verdict.comment,
         "logged_by": list(verdict.logged_by),
+        "rate_dependent": list(verdict.rate_dependent),
     }

@@ -36,6 +36,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values i
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import (
     SAFE_TEXT,
     UNSAFE_CHARS,
+    RateLimit,
     as_list,
     canonical_keys,
     check_keys,
@@ -44,7 +45,9 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values i
     Findings,
     is_list,
     is_mapping,
+    parse_max_connections,
     parse_protocol,
+    parse_rate_limit,
     parse_services,
     parse_shorthand,
     printable,
@@ -90,6 +93,8 @@ COMMON_RULE_KEYS = (
     "log",
     "comment",
     "priority",
+    "limit",
+    "max_connections",
 )
 # A rule needs one of these: without any, it would match every packet.
 MATCH_KEYS = ("service", "proto", "from", "to", "interface", "in_interface", "out_interface")
@@ -117,6 +122,9 @@ class PolicyRule(NamedTuple):
     comment: Optional[str]
     priority: int
     warnings: Tuple[str, ...] = ()  # accepted, but perhaps not what was meant
+    rate_limit: Optional[RateLimit] = None  # the rule matches only within this rate (accept) or beyond it (drop, reject)
+    max_connections: Optional[int] = None  # likewise, per source address, for its tracked connections
+    log_limit: Optional[RateLimit] = None  # at most this many log lines
 
 
 class FleetPolicy(NamedTuple):
@@ -284,14 +292,35 @@ def _parse_interface(value, path, problems):
 
 
 def _parse_log(value, path, problems):
-    # type: (Any, str, Problems) -> Optional[str]
-    """'' means 'log with the generated prefix'; None means no logging."""
+    # type: (Any, str, Problems) -> Tuple[Optional[str], Optional[RateLimit]]
+    """(prefix, limit): prefix '' means 'log with the generated prefix'; None means no logging."""
     if value is None or value is False:
-        return None
+        return None, None
     if value is True:
-        return ""
-    prefix = check_text(value, path, problems, "log prefix", 28)
-    return prefix
+        return "", None
+    if not is_mapping(value):
+        return check_text(value, path, problems, "log prefix", 28), None
+    check_keys(value, ("prefix", "limit"), path, problems)
+    prefix = check_text(value["prefix"], path + ".prefix", problems, "log prefix", 28) if "prefix" in value else ""
+    limit = parse_rate_limit(value["limit"], path + ".limit", problems, per_source_allowed=False) if "limit" in value else None
+    return prefix, limit
+
+
+def _rule_rates(data, action, path, problems):
+    # type: (Mapping[str, Any], str, str, Problems) -> Tuple[Optional[RateLimit], Optional[int]]
+    """(limit, max_connections) of a rule."""
+    limit = parse_rate_limit(data["limit"], path + ".limit", problems) if "limit" in data else None
+    if limit is not None and not limit.per_source and action != "accept":
+        problems.add(
+            path + ".limit",
+            "a %s rule's limit needs per: source: iptables' limit match counts what is within a rate, and a %s rule "
+            "drops what exceeds it (an accept rule takes a limit per rule or per source)" % (action, action),
+        )
+        limit = None
+    connections = None
+    if "max_connections" in data:
+        connections = parse_max_connections(data["max_connections"], path + ".max_connections", problems)
+    return limit, connections
 
 
 def _check_rule_keys(data, direction, path, problems):
@@ -423,7 +452,10 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         destinations = parse_addresses_field(data["to"], path + ".to", problems, set_names, groups, hosts)
     in_interface, out_interface = _rule_interfaces(data, direction, path, problems)
     action, reject_with = _rule_action(data, entries, path, problems)
-    log_prefix = _parse_log(data.get("log"), path + ".log", problems)
+    log_prefix, log_limit = _parse_log(data.get("log"), path + ".log", problems)
+    rate_limit, max_connections = _rule_rates(data, action, path, problems)
+    if log_limit is not None and rate_limit is not None and not rate_limit.per_source:
+        problems.add(path + ".log.limit", "the rule's own limit (per rule) already caps what it logs; leave this out")
     comment = check_text(data["comment"], path + ".comment", problems, "comment", 200) if "comment" in data else None
     priority = _rule_priority(data, path, problems)
     if len(problems.messages) == start and not any(key in data for key in MATCH_KEYS):
@@ -451,6 +483,9 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         comment=comment,
         priority=priority,
         warnings=tuple(rule_warnings),
+        rate_limit=rate_limit,
+        max_connections=max_connections,
+        log_limit=log_limit,
     )
 
 

@@ -135,6 +135,24 @@ CORPUS: Dict[str, Dict[str, Any]] = {
             "web1": {"fleetwall_default_policy": {"inbound": "reject", "outbound": "reject", "forward": "reject"}},
         },
     },
+    "rate limits: limit, per-source hashlimit, connlimit and log limits": {
+        "policy": {
+            "all": {
+                "inbound": [
+                    {"service": "ssh", "action": "drop", "limit": {"rate": "3/min", "burst": 4, "per": "source"},
+                     "log": {"prefix": "ssh-flood ", "limit": "6/min"}},
+                    {"service": "ssh", "action": "reject", "reject_with": "tcp-reset", "max_connections": 3},
+                    {"service": "http", "limit": "60/min"},
+                    {"service": "https", "limit": {"rate": "90/min", "burst": 10000}},
+                    {"proto": "udp", "port": 514, "limit": {"rate": "100000/min", "burst": 1, "per": "source"}, "log": True},
+                    {"proto": "udp", "port": 515, "limit": "24/day", "max_connections": 1000000},
+                    {"service": "dns", "log": {"limit": {"rate": "1/hour", "burst": 2}}},
+                ],
+                "outbound": [{"service": "smtp", "max_connections": 10, "limit": {"rate": "5/sec", "per": "source"}}],
+                "forward": [{"service": "http", "action": "reject", "limit": {"rate": "7/hour", "per": "source"}}],
+            }
+        },
+    },
     "logging, with generated and given prefixes": {
         "policy": {
             "all": {
