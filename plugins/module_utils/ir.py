@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional, Tuple
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
 
 BUILTIN_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
+NAT_BUILTIN_CHAINS = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
 TERMINAL_TARGETS = ("ACCEPT", "DROP", "REJECT")
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
 
@@ -60,6 +61,7 @@ class Rule(NamedTuple):
     destination_set: Optional[str] = None
     destination_set_negated: bool = False
     hop_limit: Optional[int] = None
+    destination_type: Optional[str] = None  # -m addrtype --dst-type, e.g. LOCAL
     ctstate: Tuple[str, ...] = ()
     limit: Optional[str] = None
     limit_burst: Optional[int] = None  # None: the kernel's default of 5, which iptables-save leaves out
@@ -69,6 +71,10 @@ class Rule(NamedTuple):
     reject_with: Optional[str] = None
     log_prefix: Optional[str] = None
     log_level: Optional[int] = None
+    # The nat table's targets: DNAT --to-destination, SNAT --to-source, REDIRECT and MASQUERADE --to-ports.
+    to_destination: Optional[str] = None
+    to_source: Optional[str] = None
+    to_ports: Optional[str] = None
 
 
 def is_rate_dependent(rule):

@@ -78,7 +78,11 @@ def parse_tables(saved):
 def table_text(saved, table="filter"):
     # type: (str, str) -> str
     """One table of a save, canonical; '' when the table does not exist."""
-    parsed = parse_tables(saved).get(table)
+    return _table_text(parse_tables(saved).get(table))
+
+
+def _table_text(parsed):
+    # type: (Optional[TableText]) -> str
     if parsed is None:
         return ""
     lines = ["*" + parsed.name]
@@ -260,11 +264,32 @@ def render_desired(family_ruleset, mode):
     return render_family(family_ruleset)
 
 
+def owns_nat(saved):
+    # type: (str) -> bool
+    """Whether the live nat table is fleetwall's in mode: own: it holds a rule compiled from a NAT entry.
+
+    A host whose policy has no NAT entry never touches the nat table, so Docker's or an operator's NAT
+    rules stay out of the comparison until the policy brings NAT of its own."""
+    return _is_owned_nat(parse_tables(saved).get("nat"))
+
+
+_NAT_ENTRY_COMMENT = re.compile(r' --comment "?(?:fleetwall_policy\..*?|fleetwall_host_rules)\.nat\[')
+
+
+def _is_owned_nat(parsed):
+    # type: (Optional[TableText]) -> bool
+    return parsed is not None and any(_NAT_ENTRY_COMMENT.search(rule) for rule in parsed.rules)
+
+
 def live_projection(saved, mode):
     # type: (str, str) -> str
+    """What of a live save fleetwall compares: coexist mode its chains; mode: own the filter table, and the
+    nat table once it is fleetwall's (owns_nat)."""
     if mode == "coexist":
         return coexist_projection(saved)
-    return table_text(saved)
+    tables = parse_tables(saved)
+    nat = tables.get("nat")
+    return _table_text(tables.get("filter")) + (_table_text(nat) if _is_owned_nat(nat) else "")
 
 
 def coexist_boot_text(family_ruleset, table="filter"):

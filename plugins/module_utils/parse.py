@@ -38,6 +38,7 @@ _MATCH_OPTIONS = {
     "icmp": {"--icmp-type": "icmp_type"},
     "icmp6": {"--icmpv6-type": "icmp_type"},
     "hl": {"--hl-eq": "hop_limit"},
+    "addrtype": {"--dst-type": "destination_type"},
     "conntrack": {"--ctstate": "ctstate"},
     "limit": {"--limit": "limit", "--limit-burst": "limit_burst"},
     "comment": {"--comment": "comment"},
@@ -53,7 +54,14 @@ _RATE_OPTIONS = {
     },
     "connlimit": {"--connlimit-upto": "count", "--connlimit-above": "count", "--connlimit-mask": "mask"},
 }
-_TARGET_OPTIONS = {"--reject-with": "reject_with", "--log-prefix": "log_prefix", "--log-level": "log_level"}
+_TARGET_OPTIONS = {
+    "--reject-with": "reject_with",
+    "--log-prefix": "log_prefix",
+    "--log-level": "log_level",
+    "--to-destination": "to_destination",
+    "--to-source": "to_source",
+    "--to-ports": "to_ports",
+}
 
 
 class RulesetTextError(ValueError):

@@ -121,6 +121,8 @@ def render_rule(chain, rule):
     parts += _set_matches(rule)
     if rule.hop_limit is not None:
         parts += ["-m", "hl", "--hl-eq", str(rule.hop_limit)]
+    if rule.destination_type:
+        parts += ["-m", "addrtype", "--dst-type", rule.destination_type]
     if rule.ctstate:
         parts += ["-m", "conntrack", "--ctstate", ",".join(rule.ctstate)]
     parts += _rate_matches(rule)
@@ -133,6 +135,9 @@ def render_rule(chain, rule):
         parts += ["--log-prefix", quote_string(rule.log_prefix)]
     if rule.log_level is not None and rule.log_level != 4:
         parts += ["--log-level", str(rule.log_level)]
+    for option, value in (("--to-destination", rule.to_destination), ("--to-source", rule.to_source), ("--to-ports", rule.to_ports)):
+        if value:
+            parts += [option, value]
     return " ".join(parts)
 
 

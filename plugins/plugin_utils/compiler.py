@@ -15,7 +15,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import gc
-import hashlib
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
@@ -43,15 +42,13 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.analysis import
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set, set_name
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Chain,
-    ConnLimit,
     FamilyRuleset,
-    HashLimit,
     HostRuleset,
     Rule,
     Table,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.rates import DEFAULT_BURST
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import RateLimit
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import compile_host_nat, nat_table
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.rule_rates import log_rule, rate_fields
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
     REJECT_WITH,
     FleetPolicy,
@@ -238,7 +235,7 @@ def _expand(rule, resolve, address_sets=None, threshold=0):
     if rule.comment:
         comment = (comment + ": " + rule.comment)[:MAX_COMMENT]
     chain_target = rule.action.upper()
-    rates = (_rate_fields(rule, 4), _rate_fields(rule, 6))
+    rates = (rate_fields(rule, 4), rate_fields(rule, 6))
     results = []  # type: List[Tuple[Rule, ...]]
     for family in (4, 6):
         family_rules = []  # type: List[Rule]
@@ -275,7 +272,7 @@ def _expand(rule, resolve, address_sets=None, threshold=0):
                         **rates[family == 6]
                     )
                     if log_prefix is not None:
-                        family_rules.append(_log_rule(base, log_prefix, rule.log_limit))
+                        family_rules.append(log_rule(base, log_prefix, rule.log_limit))
                     family_rules.append(base)
         results.append(tuple(family_rules))
     if not results[0] and not results[1] and not warnings:
@@ -287,46 +284,6 @@ def _expand(rule, resolve, address_sets=None, threshold=0):
     if too_big:
         warnings.append(too_big)
     return results[0], results[1], tuple(warnings), sources, destinations
-
-
-def hashlimit_name(rule):
-    # type: (PolicyRule) -> str
-    """The kernel's name for a rule's per-source buckets: one per policy rule (its expansions share them), and a
-    new one whenever the limit changes, since rules of one name share one table whatever their rates."""
-    limit = rule.rate_limit
-    digest = hashlib.sha1(("%s %s %s %s" % (rule.origin, limit, rule.action, rule.direction)).encode("utf-8")).hexdigest()
-    return "fw-" + digest[:12]
-
-
-def _rate_fields(rule, family):
-    # type: (PolicyRule, int) -> Dict[str, Any]
-    """The rate matches of a rule's iptables rules: within the limits for accept, beyond them for drop and reject."""
-    fields = {}  # type: Dict[str, Any]
-    above = rule.action != "accept"
-    limit = rule.rate_limit
-    if limit is not None and limit.per_source:
-        fields["hashlimit"] = HashLimit(limit.rate, limit.burst, hashlimit_name(rule), above)
-    elif limit is not None:
-        fields["limit"] = limit.rate
-        fields["limit_burst"] = limit.burst if limit.burst != DEFAULT_BURST else None
-    if rule.max_connections is not None:
-        fields["connlimit"] = ConnLimit(rule.max_connections, 32 if family == 4 else 128, above)
-    return fields
-
-
-def _log_rule(base, prefix, limit):
-    # type: (Rule, str, Optional[RateLimit]) -> Rule
-    """The LOG rule ahead of a rule: the same matches, so it logs what the rule decides, and the log's own limit.
-
-    Its per-source limit counts in buckets of its own (a name of its own): it sees the very packets the
-    rule sees, so it decides alike without spending the rule's tokens."""
-    fields = {"target": "LOG", "reject_with": None, "log_prefix": prefix}  # type: Dict[str, Any]
-    if base.hashlimit is not None:
-        fields["hashlimit"] = base.hashlimit._replace(name="fwlog-" + base.hashlimit.name[len("fw-"):])
-    if limit is not None:
-        fields["limit"] = limit.rate
-        fields["limit_burst"] = limit.burst if limit.burst != DEFAULT_BURST else None
-    return base._replace(**fields)
 
 
 def _bare(interface):
@@ -588,16 +545,22 @@ class FleetCompiler:
             self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
         warnings.extend(self._host_warnings(host, host_vars, variant, settings, zip(rules, received)))
 
+        nat_entries = [entry for group in self.groups_of(host) for entry in policy.group_nat.get(group, ())]
+        nat_entries += settings.host_nat
+        nat = compile_host_nat(nat_entries, variant.resolver.resolve, comment_label) if nat_entries else None
         families = []  # type: List[FamilyRuleset]
         for family in (4, 6):
             chains = []  # type: List[Chain]
+            nat_filter = nat[family].filter if nat else {}
             for chain_name, direction in (("INPUT", "inbound"), ("FORWARD", "forward"), ("OUTPUT", "outbound")):
                 head, tail = self._fixed_rules(family, chain_name, settings)
-                chain_rules = head + tuple(per_chain[family].get(chain_name, ())) + tail
+                policy_rules = tuple(per_chain[family].get(chain_name, ())) + tuple(nat_filter.get(chain_name, ()))
+                chain_rules = head + policy_rules + tail
                 policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
             sets = tuple(variant.address_sets.get(name) for name in sorted(set_names_of(chains))) if threshold else ()
-            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),), sets))
+            tables = (Table("filter", tuple(chains)),) + ((nat_table(nat[family]),) if nat else ())
+            families.append(FamilyRuleset(family, tables, sets))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
 
     def _host_warnings(self, host, host_vars, variant, settings, received):

@@ -55,6 +55,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values i
     warnings_of,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry, SpecError
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import NatEntry, parse_nat_entries
 
 DIRECTIONS = ("inbound", "outbound", "forward")
 ACTIONS = ("accept", "drop", "reject")
@@ -134,6 +135,7 @@ class FleetPolicy(NamedTuple):
     address_sets: Dict[str, Tuple[AddressRef, ...]]
     group_rules: Dict[str, Tuple[PolicyRule, ...]]
     warnings: Tuple[str, ...] = ()  # about definitions (services), not about one rule
+    group_nat: Mapping[str, Tuple[NatEntry, ...]] = {}  # only groups with a nat: list
 
 
 class HostSettings(NamedTuple):
@@ -141,6 +143,7 @@ class HostSettings(NamedTuple):
     log_default: bool
     baseline: Dict[str, bool]
     host_rules: Tuple[PolicyRule, ...]
+    host_nat: Tuple[NatEntry, ...] = ()
 
 
 # ---------------------------------------------------------------- addresses
@@ -497,7 +500,7 @@ def parse_rule_lists(raw, path, problems, services, set_names, groups, hosts):
     if not is_mapping(raw):
         problems.add(path, "must be a mapping with inbound, outbound and/or forward rule lists, got %s" % type_name(raw))
         return ()
-    check_keys(raw, DIRECTIONS, path, problems)
+    check_keys(raw, DIRECTIONS + ("nat",), path, problems)
     rules = []  # type: List[PolicyRule]
     for direction in DIRECTIONS:
         if direction not in raw or raw[direction] is None:
@@ -516,6 +519,21 @@ def parse_rule_lists(raw, path, problems, services, set_names, groups, hosts):
     return tuple(rules)
 
 
+def parse_nat_list(raw, path, problems, set_names, groups, hosts):
+    # type: (Any, str, Problems, Collection[str], Collection[str], Collection[str]) -> Tuple[NatEntry, ...]
+    """The nat: list of a group's or a host's rules (plugin_utils/nat.py), read with the rules' own readers."""
+    if not is_mapping(raw) or raw.get("nat") is None:
+        return ()
+    return parse_nat_entries(
+        raw["nat"],
+        path + ".nat",
+        problems,
+        lambda value, where: parse_addresses_field(value, where, problems, set_names, groups, hosts),
+        lambda value, where: _parse_interface(value, where, problems),
+        lambda value, where: check_text(value, where, problems, "comment", 200),
+    )
+
+
 def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
     # type: (Any, Any, Any, Collection[str], Collection[str]) -> FleetPolicy
     """Validate the fleet-wide variables; raise PolicyError listing every problem."""
@@ -532,6 +550,7 @@ def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
     if is_mapping(raw_services):
         usable_services.update((name, None) for name in raw_services if isinstance(name, str) and name not in services)
     group_rules = {}  # type: Dict[str, Tuple[PolicyRule, ...]]
+    group_nat = {}  # type: Dict[str, Tuple[NatEntry, ...]]
     if raw_policy is not None and not is_mapping(raw_policy):
         problems.add("fleetwall_policy", "must be a mapping of inventory group to rules, got %s" % type_name(raw_policy))
     elif raw_policy is not None:
@@ -550,9 +569,13 @@ def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
             group_rules[group] = parse_rule_lists(
                 raw_policy[group], group_path, problems, usable_services, set_names, groups, hosts
             )
+            nat = parse_nat_list(raw_policy[group], group_path, problems, set_names, groups, hosts)
+            if nat:
+                group_nat[group] = nat
     problems.raise_if_any()
     return FleetPolicy(
-        services=services, address_sets=address_sets, group_rules=group_rules, warnings=tuple(problems.warnings)
+        services=services, address_sets=address_sets, group_rules=group_rules, warnings=tuple(problems.warnings),
+        group_nat=group_nat,
     )
 
 
@@ -608,5 +631,10 @@ def parse_host_settings(host, raw_default_policy, raw_baseline, raw_host_rules, 
         groups,
         hosts,
     )
+    host_nat = parse_nat_list(
+        raw_host_rules, prefix + "fleetwall_host_rules", problems, set(fleet.address_sets), groups, hosts
+    )
     problems.raise_if_any()
-    return HostSettings(default_policy=default_policy, log_default=log_default, baseline=baseline, host_rules=host_rules)
+    return HostSettings(
+        default_policy=default_policy, log_default=log_default, baseline=baseline, host_rules=host_rules, host_nat=host_nat
+    )

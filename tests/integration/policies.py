@@ -153,6 +153,19 @@ CORPUS: Dict[str, Dict[str, Any]] = {
             }
         },
     },
+    "nat: port forwards, masquerade, snat and redirects in both families": {
+        "host_vars": {
+            "web1": {"fleetwall_host_rules": {"nat": [
+                {"port_forward": {"in_interface": "eth0", "proto": "tcp", "port": 443, "to": "host:db1", "to_port": 8443,
+                                  "comment": "shop"}},
+                {"port_forward": {"proto": "udp", "port": "5000-5010", "to": "10.0.2.30", "from": "192.0.2.0/24",
+                                  "destination": "198.51.100.1"}},
+                {"masquerade": {"out_interface": "eth0", "from": ["10.0.0.0/8", "fd00::/16"], "to": "!10.0.0.0/8"}},
+                {"snat": {"out_interface": "eth1+", "to_source": ["203.0.113.5", "2001:db8::5"]}},
+                {"redirect": {"proto": "tcp", "port": 80, "to_port": 8080, "local": True, "in_interface": "eth0"}},
+            ]}},
+        },
+    },
     "logging, with generated and given prefixes": {
         "policy": {
             "all": {

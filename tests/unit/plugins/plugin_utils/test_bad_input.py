@@ -370,7 +370,7 @@ STRUCTURE = [
     ),
     pytest.param(
         {"policy": {"db": {"input": [{"service": "ssh"}]}}},
-        "fleetwall_policy.db.input: unknown key 'input'; allowed: inbound, outbound, forward",
+        "fleetwall_policy.db.input: unknown key 'input'; allowed: inbound, outbound, forward, nat",
         id="unknown-direction",
     ),
     pytest.param(
