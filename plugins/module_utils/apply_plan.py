@@ -69,15 +69,15 @@ def plan_family(spec, family_ruleset, live_saved, mode, takeover):
     after = render_desired(family_ruleset, mode)
     wants_nat = any(table.name == "nat" for table in family_ruleset.tables)
     if mode == "coexist":
-        if wants_nat:
-            raise PlanRefusal(
-                "the policy has NAT entries for this host, and mode: coexist does not manage the nat table; "
-                "use mode: own, or leave NAT to the other tool"
-            )
+        # The nat table is touched only when fleetwall's chains are to be there or still are.
+        tables = ("filter", "nat") if wants_nat or coexist_projection(live_saved, "nat") else ("filter",)
+        desired = dict((table, table_text(after, table)) for table in tables)
         return FamilyPlan(
             spec, before, after,
-            apply_text=coexist_restore_script(after, live_saved),
-            rollback_text=coexist_restore_script(coexist_projection(live_saved), after),
+            apply_text="".join(coexist_restore_script(desired[table], live_saved, table) for table in tables),
+            rollback_text="".join(
+                coexist_restore_script(coexist_projection(live_saved, table), after, table) for table in tables
+            ),
             noflush=True,
         )
     for table in ("filter", "nat") if wants_nat else ("filter",):

@@ -159,6 +159,22 @@ def test_nat_in_mode_own_refuses_to_remove_dockers_nat_chains():
         plan_family(FAMILIES[0], compiled([FORWARD_HTTPS]).ipv4, FILTER_ONLY + DOCKER_NAT, "own", False)
 
 
-def test_nat_in_coexist_mode_is_refused_rather_than_left_out():
-    with pytest.raises(PlanRefusal, match="mode: coexist does not manage the nat table"):
-        plan_family(FAMILIES[0], compiled([FORWARD_HTTPS]).ipv4, FILTER_ONLY + DOCKER_NAT, "coexist", False)
+def test_nat_in_coexist_mode_goes_into_fleetwalls_own_nat_chains_with_jumps_from_the_builtins():
+    plan = plan_family(FAMILIES[0], compiled([FORWARD_HTTPS]).ipv4, FILTER_ONLY + DOCKER_NAT, "coexist", False)
+    nat_part = plan.apply_text[plan.apply_text.index("*nat"):]
+    assert "-A PREROUTING -m comment --comment fleetwall -j FWL-PREROUTING" in nat_part and "DOCKER" not in nat_part
+
+
+def test_coexist_mode_without_nat_entries_leaves_a_docker_nat_table_out_of_the_plan():
+    hostvars, groups = inventory()
+    ruleset = FleetCompiler(hostvars, groups).compile_host("web1").ipv4
+    plan = plan_family(FAMILIES[0], ruleset, FILTER_ONLY + DOCKER_NAT, "coexist", False)
+    assert "*nat" not in plan.apply_text + plan.before + plan.after
+
+
+def test_coexist_mode_removes_its_nat_chains_when_the_last_entry_goes():
+    applied = plan_family(FAMILIES[0], compiled([FORWARD_HTTPS]).ipv4, FILTER_ONLY + DOCKER_NAT, "coexist", False)
+    live = DOCKER_NAT.replace("COMMIT", applied.after.split("*nat\n")[1].split("COMMIT")[0].replace(":FWL", ":FWL") + "COMMIT")
+    hostvars, groups = inventory()
+    plan = plan_family(FAMILIES[0], FleetCompiler(hostvars, groups).compile_host("web1").ipv4, FILTER_ONLY + live, "coexist", False)
+    assert "-X FWL-PREROUTING" in plan.apply_text
