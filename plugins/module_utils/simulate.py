@@ -48,6 +48,8 @@ class Packet(NamedTuple):
     # Rates and connection counts depend on the traffic before the packet: by default it is taken to come
     # from a quiet source (within every limit); True takes it to exceed every limit it meets.
     over_limits: bool = False
+    # Set by translate(): the nat table rewrote the destination, so conntrack's DNAT state holds.
+    translated: bool = False
 
     @property
     def family(self):
@@ -65,6 +67,8 @@ class Verdict(NamedTuple):
     # Rules the packet met whose match depends on rates or connection counts (ir.is_rate_dependent):
     # with other traffic before it, the verdict can differ.
     rate_dependent: Tuple[str, ...] = ()
+    # The nat PREROUTING rule (DNAT, REDIRECT) that rewrote the packet's destination before the filter table saw it.
+    translated_by: Optional[str] = None
 
 
 _NETWORKS = {}  # type: Dict[str, Any]
@@ -202,7 +206,7 @@ def _rule_matches(rule, packet, source, destination, sets=None):
             return False
     if rule.hop_limit is not None and packet.hop_limit != rule.hop_limit:
         return False
-    if rule.ctstate and packet.state not in rule.ctstate:
+    if rule.ctstate and packet.state not in rule.ctstate and not (packet.translated and "DNAT" in rule.ctstate):
         return False
     return True
 
@@ -214,13 +218,64 @@ def _within_limits_matches(rule, packet):
     return above == packet.over_limits
 
 
+def _split_destination(text):
+    # type: (str) -> Tuple[str, Optional[str]]
+    """'10.0.2.1:8443', '[fd00::1]:8443', 'fd00::1' -> (address, port or port range or None)."""
+    if text.startswith("["):
+        address, _bracket, port = text[1:].partition("]:")
+        return address, port or None
+    if text.count(":") == 1:
+        address, _colon, port = text.partition(":")
+        return address, port
+    return text, None
+
+
+def _translated_port(port_text, original):
+    # type: (Optional[str], Optional[int]) -> Optional[int]
+    """The port after DNAT/REDIRECT: the kernel keeps the original port when it lies in the range given."""
+    if port_text is None:
+        return original
+    low, _dash, high = port_text.partition("-")
+    if original is not None and high and int(low) <= original <= int(high):
+        return original
+    return int(low)
+
+
+def translate(family_ruleset, packet):
+    # type: (FamilyRuleset, Packet) -> Tuple[Packet, Optional[str]]
+    """A packet from outside after the nat table's PREROUTING, and the DNAT or REDIRECT rule that rewrote it.
+
+    REDIRECT keeps it for the host (INPUT); DNAT sends it on to the new destination (FORWARD), taken to be
+    another host. Without a nat table, or for a packet of the host's own (OUTPUT), nothing changes."""
+    nat = [table for table in family_ruleset.tables if table.name == "nat"]
+    if not nat or packet.translated or packet.chain not in ("INPUT", "FORWARD"):
+        return packet, None
+    arriving = packet._replace(out_interface=None)  # PREROUTING comes before the routing decision
+    source, destination = ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination)
+    for rule in nat[0].chain("PREROUTING").rules:
+        if rule.target not in ("DNAT", "REDIRECT") or not _rule_matches(rule, arriving, source, destination, {}):
+            continue
+        text = render_rule("PREROUTING", rule)
+        if rule.target == "REDIRECT":
+            port = _translated_port(rule.to_ports, packet.destination_port)
+            return packet._replace(chain="INPUT", destination_port=port, translated=True), text
+        address, port_text = _split_destination(rule.to_destination or "")
+        port = _translated_port(port_text, packet.destination_port)
+        return packet._replace(chain="FORWARD", destination=address, destination_port=port, translated=True), text
+    return packet, None
+
+
 def simulate(family_ruleset, packet, table="filter"):
     # type: (FamilyRuleset, Packet, str) -> Verdict
-    """First terminal rule that matches decides; else the chain's policy."""
+    """First terminal rule that matches decides; else the chain's policy. A packet a port forward or redirect
+    rewrites (translate) is decided as the filter table sees it after the rewrite."""
     if packet.family != family_ruleset.family:
         raise ValueError(
             "an IPv%d packet cannot be checked against the IPv%d ruleset" % (packet.family, family_ruleset.family)
         )
+    translated_by = None  # type: Optional[str]
+    if table == "filter":
+        packet, translated_by = translate(family_ruleset, packet)
     try:
         chains = {chain.name: chain for chain in family_ruleset.table(table).chains}
     except KeyError:
@@ -247,7 +302,8 @@ def simulate(family_ruleset, packet, table="filter"):
                     continue
             if rule.target in TERMINAL_TARGETS:
                 text = render_rule(chain_name, rule)
-                return Verdict(rule.target, chain_name, index, text, rule.comment, tuple(logged), tuple(rate_dependent))
+                return Verdict(rule.target, chain_name, index, text, rule.comment, tuple(logged), tuple(rate_dependent),
+                               translated_by)
             if rule.target == "LOG":
                 logged.append(render_rule(chain_name, rule))
             elif rule.target == "RETURN":
@@ -262,7 +318,7 @@ def simulate(family_ruleset, packet, table="filter"):
     if verdict is not None:
         return verdict
     policy = chains[packet.chain].policy or "ACCEPT"
-    return Verdict(policy, packet.chain, None, None, None, tuple(logged), tuple(rate_dependent))
+    return Verdict(policy, packet.chain, None, None, None, tuple(logged), tuple(rate_dependent), translated_by)
 
 
 def verdict_to_dict(verdict):
@@ -275,4 +331,5 @@ def verdict_to_dict(verdict):
         "comment": verdict.comment,
         "logged_by": list(verdict.logged_by),
         "rate_dependent": list(verdict.rate_dependent),
+        "translated_by": verdict.translated_by,
     }

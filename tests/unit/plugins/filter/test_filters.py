@@ -86,6 +86,7 @@ def test_simulate_packet_names_the_rule_that_accepts():
         "comment": "fleetwall_policy.db.inbound[0]: app tier",
         "logged_by": [],
         "rate_dependent": [],
+        "translated_by": None,
     }
 
 

@@ -178,3 +178,39 @@ def test_coexist_mode_removes_its_nat_chains_when_the_last_entry_goes():
     hostvars, groups = inventory()
     plan = plan_family(FAMILIES[0], FleetCompiler(hostvars, groups).compile_host("web1").ipv4, FILTER_ONLY + live, "coexist", False)
     assert "-X FWL-PREROUTING" in plan.apply_text
+
+
+# ---------------------------------------------------------------- simulator
+
+
+def simulated(entries: List[Dict[str, Any]], packet: Dict[str, Any]):
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import simulate
+    from ansible_collections.fleetwall.iptables.plugins.plugin_utils.packets import packet_from_dict
+
+    parsed = packet_from_dict(packet)
+    return simulate(compiled(entries).family(parsed.family), parsed)
+
+
+HTTPS_TO_GATEWAY = {"source": "198.51.100.7", "destination": "10.0.1.1", "protocol": "tcp", "port": 443, "in_interface": "eth0"}
+
+
+def test_the_simulator_follows_a_port_forward_to_the_backend_and_its_forward_accept():
+    result = simulated([FORWARD_HTTPS], HTTPS_TO_GATEWAY)
+    assert (result.verdict, result.chain, result.comment, "DNAT --to-destination 10.0.2.1:8443" in result.translated_by) == (
+        "ACCEPT", "FORWARD", "fleetwall_host_rules.nat[0]", True)
+
+
+def test_the_simulator_drops_a_direct_packet_to_the_backend_port_that_no_forward_rewrote():
+    packet = dict(HTTPS_TO_GATEWAY, direction="forward", destination="10.0.2.1", port=8443)
+    assert (simulated([FORWARD_HTTPS], packet).verdict, simulated([FORWARD_HTTPS], packet).translated_by) == ("DROP", None)
+
+
+def test_the_simulator_takes_a_redirected_packet_to_the_new_port_on_the_host():
+    result = simulated([{"redirect": {"proto": "tcp", "port": 80, "to_port": 8080}}], dict(HTTPS_TO_GATEWAY, port=80))
+    assert (result.verdict, result.chain, "--dport 8080" in result.rule) == ("ACCEPT", "INPUT", True)
+
+
+def test_a_port_forward_range_keeps_the_port_the_packet_came_to():
+    entry = {"port_forward": {"proto": "udp", "port": "5000-5010", "to": "10.0.2.30"}}
+    result = simulated([entry], dict(HTTPS_TO_GATEWAY, protocol="udp", port=5005))
+    assert (result.verdict, result.chain) == ("ACCEPT", "FORWARD")
