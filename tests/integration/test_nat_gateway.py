@@ -161,3 +161,21 @@ def test_nothing_else_passes_the_gateway(lab: GatewayLab, family: int) -> None:
         "backend port on the gateway": connect_when_listening(lab.client, GATEWAY_OUTSIDE[family], 9000, attempts=1),
     }
     assert others == {name: "no connection" for name in others}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_simulator_agrees_with_the_kernel_on_what_passes_the_gateway(lab: GatewayLab, family: int) -> None:
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, simulate
+
+    ruleset = gateway_ruleset().family(family)
+    assert connect_when_listening(lab.client, GATEWAY_OUTSIDE[family], 8000).startswith("backend saw")  # listeners are up
+    probes = {"forward": (GATEWAY_OUTSIDE, 8000), "backend directly": (BACKEND, 9000), "redirect": (GATEWAY_OUTSIDE, 80),
+              "redirect target directly": (GATEWAY_OUTSIDE, 8080), "backend port on the gateway": (GATEWAY_OUTSIDE, 9000)}
+    kernel, simulator = {}, {}
+    for name, (addresses, port) in probes.items():
+        kernel[name] = connect_when_listening(lab.client, addresses[family], port, attempts=1) != "no connection"
+        routed = addresses is BACKEND
+        packet = Packet("FORWARD" if routed else "INPUT", CLIENT[family], addresses[family], "tcp", 40000, port,
+                        in_interface="fwg0", out_interface="fwg1" if routed else None)
+        simulator[name] = simulate(ruleset, packet).verdict == "ACCEPT"
+    assert simulator == kernel
