@@ -261,6 +261,8 @@ def translate(family_ruleset, packet):
             return packet._replace(chain="INPUT", destination_port=port, translated=True), text
         address, port_text = _split_destination(rule.to_destination or "")
         port = _translated_port(port_text, packet.destination_port)
+        if ipaddress.ip_address(address) == destination and port == packet.destination_port:
+            return packet, None  # the kernel changes nothing, so conntrack records no DNAT
         return packet._replace(chain="FORWARD", destination=address, destination_port=port, translated=True), text
     return packet, None
 

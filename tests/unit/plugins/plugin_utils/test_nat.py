@@ -214,3 +214,9 @@ def test_a_port_forward_range_keeps_the_port_the_packet_came_to():
     entry = {"port_forward": {"proto": "udp", "port": "5000-5010", "to": "10.0.2.30"}}
     result = simulated([entry], dict(HTTPS_TO_GATEWAY, protocol="udp", port=5005))
     assert (result.verdict, result.chain) == ("ACCEPT", "FORWARD")
+
+
+def test_a_forward_that_would_rewrite_a_packet_to_itself_translates_nothing():
+    entry = {"port_forward": {"proto": "tcp", "port": 443, "to": "10.0.2.1"}}
+    packet = dict(HTTPS_TO_GATEWAY, direction="forward", destination="10.0.2.1")
+    assert (simulated([entry], packet).translated_by, simulated([entry], packet).verdict) == (None, "DROP")
