@@ -234,6 +234,8 @@ def _port_forward(rules, entry, family, comment, sources, destinations, backend)
         target_port = "%d-%d" % (port.low, port.high)
     address = "[%s]" % backend if family == 6 and target_port else backend
     to_destination = "%s:%s" % (address, target_port) if target_port else address
+    if not _cidrs(destinations, family):
+        return  # the address knocked on has none in this family: nothing to forward, nothing to accept
     for source in _cidrs(sources, family):
         for destination in _cidrs(destinations, family):
             rules.nat.setdefault("PREROUTING", []).append(Rule(

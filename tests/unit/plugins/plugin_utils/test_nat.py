@@ -220,3 +220,8 @@ def test_a_forward_that_would_rewrite_a_packet_to_itself_translates_nothing():
     entry = {"port_forward": {"proto": "tcp", "port": 443, "to": "10.0.2.1"}}
     packet = dict(HTTPS_TO_GATEWAY, direction="forward", destination="10.0.2.1")
     assert (simulated([entry], packet).translated_by, simulated([entry], packet).verdict) == (None, "DROP")
+
+
+def test_a_port_forward_knocked_on_at_an_ipv4_address_only_opens_no_ipv6_forward():
+    entry = {"port_forward": {"proto": "tcp", "port": 443, "to": "host:db1", "destination": "192.0.2.1"}}
+    assert (len(lines([entry], family=4, table="filter")), lines([entry], family=6, table="filter")) == (1, [])
