@@ -25,12 +25,14 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state impo
     describe_foreign,
     foreign_chains,
     live_projection,
+    owns_nat,
     render_desired,
     rule_counts,
     table_text,
 )
 
 EMPTY_FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+EMPTY_NAT = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
 
 
 class FamilySpec(NamedTuple):
@@ -65,23 +67,39 @@ def plan_family(spec, family_ruleset, live_saved, mode, takeover):
     """The plan for one family; PlanRefusal when mode: own would remove other software's chains."""
     before = live_projection(live_saved, mode)
     after = render_desired(family_ruleset, mode)
+    wants_nat = any(table.name == "nat" for table in family_ruleset.tables)
     if mode == "coexist":
+        # The nat table is touched only when fleetwall's chains are to be there or still are.
+        tables = ("filter", "nat") if wants_nat or coexist_projection(live_saved, "nat") else ("filter",)
+        desired = dict((table, table_text(after, table)) for table in tables)
         return FamilyPlan(
             spec, before, after,
-            apply_text=coexist_restore_script(after, live_saved),
-            rollback_text=coexist_restore_script(coexist_projection(live_saved), after),
+            apply_text="".join(coexist_restore_script(desired[table], live_saved, table) for table in tables),
+            rollback_text="".join(
+                coexist_restore_script(coexist_projection(live_saved, table), after, table) for table in tables
+            ),
             noflush=True,
         )
-    defined = [chain.name for table in family_ruleset.tables for chain in table.chains]
-    foreign = foreign_chains(live_saved, defined)
+    for table in ("filter", "nat") if wants_nat else ("filter",):
+        defined = [chain.name for chain in family_ruleset.table(table).chains]
+        _refuse_foreign(spec, table, foreign_chains(live_saved, defined, table), takeover)
+    # In mode: own the canonical text is the restore input; the nat table is restored only when it is or was fleetwall's.
+    apply_text, rollback_text = after, before or EMPTY_FILTER
+    if owns_nat(live_saved) and not wants_nat:
+        apply_text += EMPTY_NAT
+    if wants_nat and not owns_nat(live_saved):
+        rollback_text += table_text(live_saved, "nat") or EMPTY_NAT
+    return FamilyPlan(spec, before, after, apply_text=apply_text, rollback_text=rollback_text, noflush=False)
+
+
+def _refuse_foreign(spec, table, foreign, takeover):
+    # type: (FamilySpec, str, List[str], bool) -> None
     if foreign and not takeover:
         raise PlanRefusal(
-            "the %s filter table holds chains fleetwall does not manage (%s: %s); mode: own would remove them. "
+            "the %s %s table holds chains fleetwall does not manage (%s: %s); mode: own would remove them. "
             "Use mode: coexist to leave them alone, or takeover: true to replace them"
-            % (spec.command, describe_foreign(foreign), ", ".join(foreign))
+            % (spec.command, table, describe_foreign(foreign), ", ".join(foreign))
         )
-    # In mode: own the canonical text is the restore input.
-    return FamilyPlan(spec, before, after, apply_text=after, rollback_text=before or EMPTY_FILTER, noflush=False)
 
 
 def unchanged_plans(received, lives):
@@ -98,7 +116,7 @@ def unchanged_plans(received, lives):
     plans = []  # type: List[FamilyPlan]
     for spec in FAMILIES:
         text = received.get(spec.key)
-        live = table_text(lives[spec.key])
+        live = live_projection(lives[spec.key], "own")
         if not isinstance(text, str) or live != text:
             return None
         plans.append(FamilyPlan(spec, live, live, apply_text=live, rollback_text=live, noflush=False))

@@ -17,8 +17,26 @@ from typing import NamedTuple, Optional, Tuple
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
 
 BUILTIN_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
+NAT_BUILTIN_CHAINS = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
 TERMINAL_TARGETS = ("ACCEPT", "DROP", "REJECT")
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
+
+
+class HashLimit(NamedTuple):
+    """-m hashlimit: a token bucket per source address (--hashlimit-mode srcip), shared by the rules of one name."""
+
+    rate: str  # as iptables-save prints it (rates.py)
+    burst: int
+    name: str
+    above: bool = False  # --hashlimit-above: matches what exceeds the rate; else --hashlimit-upto
+
+
+class ConnLimit(NamedTuple):
+    """-m connlimit: the number of connections from one source (network of mask bits) the kernel tracks."""
+
+    count: int
+    mask: int  # 32 or 128 for one address
+    above: bool = False  # --connlimit-above: matches beyond count; else --connlimit-upto
 
 
 class Rule(NamedTuple):
@@ -43,12 +61,26 @@ class Rule(NamedTuple):
     destination_set: Optional[str] = None
     destination_set_negated: bool = False
     hop_limit: Optional[int] = None
+    destination_type: Optional[str] = None  # -m addrtype --dst-type, e.g. LOCAL
     ctstate: Tuple[str, ...] = ()
     limit: Optional[str] = None
+    limit_burst: Optional[int] = None  # None: the kernel's default of 5, which iptables-save leaves out
+    hashlimit: Optional[HashLimit] = None
+    connlimit: Optional[ConnLimit] = None
     comment: Optional[str] = None
     reject_with: Optional[str] = None
     log_prefix: Optional[str] = None
     log_level: Optional[int] = None
+    # The nat table's targets: DNAT --to-destination, SNAT --to-source, REDIRECT and MASQUERADE --to-ports.
+    to_destination: Optional[str] = None
+    to_source: Optional[str] = None
+    to_ports: Optional[str] = None
+
+
+def is_rate_dependent(rule):
+    # type: (Rule) -> bool
+    """Whether the rule matches a packet or not depending on the traffic before it (rates, connection counts)."""
+    return bool(rule.limit or rule.hashlimit or rule.connlimit)
 
 
 class Chain(NamedTuple):

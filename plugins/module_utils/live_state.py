@@ -26,6 +26,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     BUILTIN_CHAINS,
+    NAT_BUILTIN_CHAINS,
     Chain,
     FamilyRuleset,
     Rule,
@@ -78,7 +79,11 @@ def parse_tables(saved):
 def table_text(saved, table="filter"):
     # type: (str, str) -> str
     """One table of a save, canonical; '' when the table does not exist."""
-    parsed = parse_tables(saved).get(table)
+    return _table_text(parse_tables(saved).get(table))
+
+
+def _table_text(parsed):
+    # type: (Optional[TableText]) -> str
     if parsed is None:
         return ""
     lines = ["*" + parsed.name]
@@ -100,13 +105,19 @@ def has_rules(saved):
     return False
 
 
+def builtin_chains(table):
+    # type: (str) -> Tuple[str, ...]
+    return NAT_BUILTIN_CHAINS if table == "nat" else BUILTIN_CHAINS
+
+
 def foreign_chains(saved, desired_chains, table="filter"):
     # type: (str, Sequence[str], str) -> List[str]
     """User-defined chains in the live table that the desired ruleset does not define."""
     parsed = parse_tables(saved).get(table)
     if parsed is None:
         return []
-    return [entry[0] for entry in parsed.chains if entry[0] not in BUILTIN_CHAINS and entry[0] not in desired_chains]
+    builtins = builtin_chains(table)
+    return [entry[0] for entry in parsed.chains if entry[0] not in builtins and entry[0] not in desired_chains]
 
 
 def describe_foreign(chains):
@@ -165,7 +176,7 @@ def to_coexist(family_ruleset):
     for table in family_ruleset.tables:
         chains = []  # type: List[Chain]
         for chain in table.chains:
-            if chain.name not in BUILTIN_CHAINS:
+            if chain.name not in builtin_chains(table.name):
                 chains.append(chain)
                 continue
             rules = list(chain.rules)
@@ -191,22 +202,23 @@ def coexist_projection(saved, table="filter"):
     if parsed is None:
         return ""
     ours = sorted(entry[0] for entry in parsed.chains if entry[0].startswith(CHAIN_PREFIX))
-    jumps = [rule for rule in parsed.rules if _is_jump(rule)]
+    builtins = builtin_chains(table)
+    jumps = [rule for rule in parsed.rules if _is_jump(rule, builtins)]
     if not ours and not jumps:
         return ""
     lines = ["*" + table]
     lines += [":%s - [0:0]" % chain for chain in ours]
-    lines += sorted(jumps, key=lambda rule: (BUILTIN_CHAINS.index(rule.split(" ", 2)[1]), rule))
+    lines += sorted(jumps, key=lambda rule: (builtins.index(rule.split(" ", 2)[1]), rule))
     for chain in ours:
         lines += [rule for rule in parsed.rules if rule.split(" ", 2)[1] == chain]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
-def _is_jump(rule):
-    # type: (str) -> bool
+def _is_jump(rule, builtins=BUILTIN_CHAINS):
+    # type: (str, Tuple[str, ...]) -> bool
     chain = rule.split(" ", 2)[1]
-    return chain in BUILTIN_CHAINS and (" -j " + CHAIN_PREFIX) in rule
+    return chain in builtins and (" -j " + CHAIN_PREFIX) in rule
 
 
 def desired_coexist_projection(coexist_ruleset, table="filter"):
@@ -215,7 +227,7 @@ def desired_coexist_projection(coexist_ruleset, table="filter"):
     ours = sorted(chain.name for chain in target.chains)
     lines = ["*" + table]
     lines += [":%s - [0:0]" % chain for chain in ours]
-    lines += [jump_rule(builtin) for builtin in BUILTIN_CHAINS if coexist_chain(builtin) in ours]
+    lines += [jump_rule(builtin) for builtin in builtin_chains(table) if coexist_chain(builtin) in ours]
     by_name = dict((chain.name, chain) for chain in target.chains)
     for chain in ours:
         lines += [render_rule(chain, rule) for rule in by_name[chain].rules]
@@ -235,20 +247,21 @@ def coexist_restore_script(desired_projection, live_saved, table="filter"):
     desired_lines = desired_projection.splitlines()
     desired_chains = [line[1:].split(" ")[0] for line in desired_lines if line.startswith(":")]
     desired_rules = [line for line in desired_lines if line.startswith("-A ")]
-    desired_jumps = [rule for rule in desired_rules if _is_jump(rule)]
-    live_jumps = [rule for rule in live_rules if _is_jump(rule)]
+    builtins = builtin_chains(table)
+    desired_jumps = [rule for rule in desired_rules if _is_jump(rule, builtins)]
+    live_jumps = [rule for rule in live_rules if _is_jump(rule, builtins)]
     lines = ["*" + table]
     # Declaring a chain under --noflush creates it, or empties it if it exists.
     stale = [chain for chain in live_chains if chain.startswith(CHAIN_PREFIX) and chain not in desired_chains]
     lines += [":%s - [0:0]" % chain for chain in desired_chains + stale]
-    for builtin in BUILTIN_CHAINS:
+    for builtin in builtins:
         wanted = [rule for rule in desired_jumps if rule.split(" ", 2)[1] == builtin]
         present = [rule for rule in live_jumps if rule.split(" ", 2)[1] == builtin]
         if present == wanted:
             continue
         lines += ["-D" + rule[2:] for rule in present]
         lines += wanted
-    lines += [rule for rule in desired_rules if not _is_jump(rule)]
+    lines += [rule for rule in desired_rules if not _is_jump(rule, builtins)]
     lines += ["-X %s" % chain for chain in stale]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
@@ -258,15 +271,37 @@ def render_desired(family_ruleset, mode):
     # type: (FamilyRuleset, str) -> str
     """The canonical text the live state is compared with, per mode."""
     if mode == "coexist":
-        return desired_coexist_projection(to_coexist(family_ruleset))
+        coexist = to_coexist(family_ruleset)
+        return "".join(desired_coexist_projection(coexist, table.name) for table in coexist.tables)
     return render_family(family_ruleset)
+
+
+def owns_nat(saved):
+    # type: (str) -> bool
+    """Whether the live nat table is fleetwall's in mode: own: it holds a rule compiled from a NAT entry.
+
+    A host whose policy has no NAT entry never touches the nat table, so Docker's or an operator's NAT
+    rules stay out of the comparison until the policy brings NAT of its own."""
+    return _is_owned_nat(parse_tables(saved).get("nat"))
+
+
+_NAT_ENTRY_COMMENT = re.compile(r' --comment "?(?:fleetwall_policy\..*?|fleetwall_host_rules)\.nat\[')
+
+
+def _is_owned_nat(parsed):
+    # type: (Optional[TableText]) -> bool
+    return parsed is not None and any(_NAT_ENTRY_COMMENT.search(rule) for rule in parsed.rules)
 
 
 def live_projection(saved, mode):
     # type: (str, str) -> str
+    """What of a live save fleetwall compares: coexist mode its chains; mode: own the filter table, and the
+    nat table once it is fleetwall's (owns_nat)."""
     if mode == "coexist":
-        return coexist_projection(saved)
-    return table_text(saved)
+        return coexist_projection(saved) + coexist_projection(saved, "nat")
+    tables = parse_tables(saved)
+    nat = tables.get("nat")
+    return _table_text(tables.get("filter")) + (_table_text(nat) if _is_owned_nat(nat) else "")
 
 
 def coexist_boot_text(family_ruleset, table="filter"):

@@ -22,7 +22,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Chain,
+    ConnLimit,
     FamilyRuleset,
+    HashLimit,
     Rule,
     Table,
 )
@@ -36,11 +38,30 @@ _MATCH_OPTIONS = {
     "icmp": {"--icmp-type": "icmp_type"},
     "icmp6": {"--icmpv6-type": "icmp_type"},
     "hl": {"--hl-eq": "hop_limit"},
+    "addrtype": {"--dst-type": "destination_type"},
     "conntrack": {"--ctstate": "ctstate"},
-    "limit": {"--limit": "limit"},
+    "limit": {"--limit": "limit", "--limit-burst": "limit_burst"},
     "comment": {"--comment": "comment"},
 }
-_TARGET_OPTIONS = {"--reject-with": "reject_with", "--log-prefix": "log_prefix", "--log-level": "log_level"}
+# The options of the rate matches as render writes them, and the HashLimit / ConnLimit field each fills.
+_RATE_OPTIONS = {
+    "hashlimit": {
+        "--hashlimit-upto": "rate",
+        "--hashlimit-above": "rate",
+        "--hashlimit-burst": "burst",
+        "--hashlimit-mode": "mode",
+        "--hashlimit-name": "name",
+    },
+    "connlimit": {"--connlimit-upto": "count", "--connlimit-above": "count", "--connlimit-mask": "mask"},
+}
+_TARGET_OPTIONS = {
+    "--reject-with": "reject_with",
+    "--log-prefix": "log_prefix",
+    "--log-level": "log_level",
+    "--to-destination": "to_destination",
+    "--to-source": "to_source",
+    "--to-ports": "to_ports",
+}
 
 
 class RulesetTextError(ValueError):
@@ -98,7 +119,7 @@ def _store_match_option(fields, name, tokens, index, negate, line):
         fields[name] = fields.get(name, ()) + tuple(value.split(","))
     elif name == "ctstate":
         fields[name] = tuple(value.split(","))
-    elif name == "hop_limit":
+    elif name in ("hop_limit", "limit_burst"):
         fields[name] = int(value)
     else:
         fields[name] = value
@@ -114,6 +135,32 @@ def _store_set_match(fields, tokens, index, negate, line):
     fields[prefix] = tokens[index + 1]
     fields[prefix + "_negated"] = negate
     return 1
+
+
+def _store_rate_option(rates, match, token, value):
+    # type: (Dict[str, Dict[str, Any]], str, str, str) -> None
+    options = rates.setdefault(match, {})
+    key = _RATE_OPTIONS[match][token]
+    options[key] = value if key in ("rate", "mode", "name") else int(value)
+    if key in ("rate", "count"):
+        options["above"] = token.endswith("-above")
+
+
+def _rate_fields(rates, line):
+    # type: (Dict[str, Dict[str, Any]], str) -> Dict[str, Any]
+    """The hashlimit and connlimit options of a rule -> its hashlimit and connlimit fields."""
+    fields = {}  # type: Dict[str, Any]
+    hashlimit = rates.get("hashlimit")
+    if hashlimit is not None:
+        if sorted(hashlimit) != ["above", "burst", "mode", "name", "rate"] or hashlimit["mode"] != "srcip":
+            raise RulesetTextError("a hashlimit match needs a rate, a burst, --hashlimit-mode srcip and a name in %r" % line)
+        fields["hashlimit"] = HashLimit(hashlimit["rate"], hashlimit["burst"], hashlimit["name"], hashlimit["above"])
+    connlimit = rates.get("connlimit")
+    if connlimit is not None:
+        if sorted(connlimit) != ["above", "count", "mask", "saddr"]:
+            raise RulesetTextError("a connlimit match needs a count, a mask and --connlimit-saddr in %r" % line)
+        fields["connlimit"] = ConnLimit(connlimit["count"], connlimit["mask"], connlimit["above"])
+    return fields
 
 
 def _checked_rule(fields, line):
@@ -133,13 +180,16 @@ def parse_rule(line):
     if len(tokens) < 2 or tokens[0] != "-A":
         raise RulesetTextError("not a rule: %r" % line)
     fields = {}  # type: Dict[str, Any]
+    rates = {}  # type: Dict[str, Dict[str, Any]]
     match = None  # type: Optional[str]
     index = 2
     negate = False
     while index < len(tokens):
         token = tokens[index]
-        if token == "!":
-            negate = True
+        if token == "!" or (match == "connlimit" and token == "--connlimit-saddr"):
+            if token != "!":
+                rates.setdefault(match, {})["saddr"] = True
+            negate = token == "!"
             index += 1
             continue
         if index + 1 >= len(tokens):
@@ -160,6 +210,8 @@ def parse_rule(line):
             match = None
         elif match is None and token in _TARGET_OPTIONS:
             fields[_TARGET_OPTIONS[token]] = int(value) if token == "--log-level" else value
+        elif match in _RATE_OPTIONS and token in _RATE_OPTIONS[match] and not negate:
+            _store_rate_option(rates, match, token, value)
         elif match == "set" and token == "--match-set":
             index += _store_set_match(fields, tokens, index, negate, line)
         elif match is not None and token in _MATCH_OPTIONS.get(match, {}):
@@ -168,6 +220,7 @@ def parse_rule(line):
             raise RulesetTextError("unexpected %r in %r" % (token, line))
         negate = False
         index += 2
+    fields.update(_rate_fields(rates, line))
     return tokens[1], _checked_rule(fields, line)
 
 

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text as canonical_sets_text
+from ansible_collections.fleetwall.iptables.plugins.module_utils.rates import DEFAULT_BURST
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     FamilyRuleset,
     Rule,
@@ -74,6 +75,26 @@ def _set_matches(rule):
     return parts
 
 
+def _rate_matches(rule):
+    # type: (Rule) -> List[str]
+    """connlimit, hashlimit, limit: in this order, since a limit spends a token on every packet it sees and should
+    see only the packets the other matches let through."""
+    parts = []  # type: List[str]
+    connlimit = rule.connlimit
+    if connlimit:
+        parts += ["-m", "connlimit", "--connlimit-above" if connlimit.above else "--connlimit-upto", str(connlimit.count)]
+        parts += ["--connlimit-mask", str(connlimit.mask), "--connlimit-saddr"]
+    hashlimit = rule.hashlimit
+    if hashlimit:
+        parts += ["-m", "hashlimit", "--hashlimit-above" if hashlimit.above else "--hashlimit-upto", hashlimit.rate]
+        parts += ["--hashlimit-burst", str(hashlimit.burst), "--hashlimit-mode", "srcip", "--hashlimit-name", hashlimit.name]
+    if rule.limit:
+        parts += ["-m", "limit", "--limit", rule.limit]
+        if rule.limit_burst is not None and rule.limit_burst != DEFAULT_BURST:
+            parts += ["--limit-burst", str(rule.limit_burst)]
+    return parts
+
+
 def render_rule(chain, rule):
     # type: (str, Rule) -> str
     parts = ["-A", chain]
@@ -100,10 +121,11 @@ def render_rule(chain, rule):
     parts += _set_matches(rule)
     if rule.hop_limit is not None:
         parts += ["-m", "hl", "--hl-eq", str(rule.hop_limit)]
+    if rule.destination_type:
+        parts += ["-m", "addrtype", "--dst-type", rule.destination_type]
     if rule.ctstate:
         parts += ["-m", "conntrack", "--ctstate", ",".join(rule.ctstate)]
-    if rule.limit:
-        parts += ["-m", "limit", "--limit", rule.limit]
+    parts += _rate_matches(rule)
     if rule.comment:
         parts += ["-m", "comment", "--comment", quote_string(rule.comment)]
     parts += ["-j", rule.target]
@@ -113,6 +135,9 @@ def render_rule(chain, rule):
         parts += ["--log-prefix", quote_string(rule.log_prefix)]
     if rule.log_level is not None and rule.log_level != 4:
         parts += ["--log-level", str(rule.log_level)]
+    for option, value in (("--to-destination", rule.to_destination), ("--to-source", rule.to_source), ("--to-ports", rule.to_ports)):
+        if value:
+            parts += [option, value]
     return " ".join(parts)
 
 

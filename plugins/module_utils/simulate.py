@@ -19,6 +19,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     TERMINAL_TARGETS,
     FamilyRuleset,
     Rule,
+    is_rate_dependent,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetIndex
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_rule
@@ -44,6 +45,11 @@ class Packet(NamedTuple):
     state: str = "NEW"
     tcp_flags: FrozenSet[str] = frozenset(("SYN",))
     hop_limit: int = 64
+    # Rates and connection counts depend on the traffic before the packet: by default it is taken to come
+    # from a quiet source (within every limit); True takes it to exceed every limit it meets.
+    over_limits: bool = False
+    # Set by translate(): the nat table rewrote the destination, so conntrack's DNAT state holds.
+    translated: bool = False
 
     @property
     def family(self):
@@ -58,6 +64,11 @@ class Verdict(NamedTuple):
     rule: Optional[str]  # the deciding rule as iptables-save prints it
     comment: Optional[str]
     logged_by: Tuple[str, ...] = ()
+    # Rules the packet met whose match depends on rates or connection counts (ir.is_rate_dependent):
+    # with other traffic before it, the verdict can differ.
+    rate_dependent: Tuple[str, ...] = ()
+    # The nat PREROUTING rule (DNAT, REDIRECT) that rewrote the packet's destination before the filter table saw it.
+    translated_by: Optional[str] = None
 
 
 _NETWORKS = {}  # type: Dict[str, Any]
@@ -195,19 +206,78 @@ def _rule_matches(rule, packet, source, destination, sets=None):
             return False
     if rule.hop_limit is not None and packet.hop_limit != rule.hop_limit:
         return False
-    if rule.ctstate and packet.state not in rule.ctstate:
+    if rule.ctstate and packet.state not in rule.ctstate and not (packet.translated and "DNAT" in rule.ctstate):
         return False
-    # A limit match only ever sits on LOG rules, which never decide a verdict.
     return True
+
+
+def _within_limits_matches(rule, packet):
+    # type: (Rule, Packet) -> bool
+    """Whether a rate-dependent rule matches the packet, as Packet.over_limits assumes the traffic before it."""
+    above = bool((rule.hashlimit and rule.hashlimit.above) or (rule.connlimit and rule.connlimit.above))
+    return above == packet.over_limits
+
+
+def _split_destination(text):
+    # type: (str) -> Tuple[str, Optional[str]]
+    """'10.0.2.1:8443', '[fd00::1]:8443', 'fd00::1' -> (address, port or port range or None)."""
+    if text.startswith("["):
+        address, _bracket, port = text[1:].partition("]:")
+        return address, port or None
+    if text.count(":") == 1:
+        address, _colon, port = text.partition(":")
+        return address, port
+    return text, None
+
+
+def _translated_port(port_text, original):
+    # type: (Optional[str], Optional[int]) -> Optional[int]
+    """The port after DNAT/REDIRECT: the kernel keeps the original port when it lies in the range given."""
+    if port_text is None:
+        return original
+    low, _dash, high = port_text.partition("-")
+    if original is not None and high and int(low) <= original <= int(high):
+        return original
+    return int(low)
+
+
+def translate(family_ruleset, packet):
+    # type: (FamilyRuleset, Packet) -> Tuple[Packet, Optional[str]]
+    """A packet from outside after the nat table's PREROUTING, and the DNAT or REDIRECT rule that rewrote it.
+
+    REDIRECT keeps it for the host (INPUT); DNAT sends it on to the new destination (FORWARD), taken to be
+    another host. Without a nat table, or for a packet of the host's own (OUTPUT), nothing changes."""
+    nat = [table for table in family_ruleset.tables if table.name == "nat"]
+    if not nat or packet.translated or packet.chain not in ("INPUT", "FORWARD"):
+        return packet, None
+    arriving = packet._replace(out_interface=None)  # PREROUTING comes before the routing decision
+    source, destination = ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination)
+    for rule in nat[0].chain("PREROUTING").rules:
+        if rule.target not in ("DNAT", "REDIRECT") or not _rule_matches(rule, arriving, source, destination, {}):
+            continue
+        text = render_rule("PREROUTING", rule)
+        if rule.target == "REDIRECT":
+            port = _translated_port(rule.to_ports, packet.destination_port)
+            return packet._replace(chain="INPUT", destination_port=port, translated=True), text
+        address, port_text = _split_destination(rule.to_destination or "")
+        port = _translated_port(port_text, packet.destination_port)
+        if ipaddress.ip_address(address) == destination and port == packet.destination_port:
+            return packet, None  # the kernel changes nothing, so conntrack records no DNAT
+        return packet._replace(chain="FORWARD", destination=address, destination_port=port, translated=True), text
+    return packet, None
 
 
 def simulate(family_ruleset, packet, table="filter"):
     # type: (FamilyRuleset, Packet, str) -> Verdict
-    """First terminal rule that matches decides; else the chain's policy."""
+    """First terminal rule that matches decides; else the chain's policy. A packet a port forward or redirect
+    rewrites (translate) is decided as the filter table sees it after the rewrite."""
     if packet.family != family_ruleset.family:
         raise ValueError(
             "an IPv%d packet cannot be checked against the IPv%d ruleset" % (packet.family, family_ruleset.family)
         )
+    translated_by = None  # type: Optional[str]
+    if table == "filter":
+        packet, translated_by = translate(family_ruleset, packet)
     try:
         chains = {chain.name: chain for chain in family_ruleset.table(table).chains}
     except KeyError:
@@ -215,6 +285,7 @@ def simulate(family_ruleset, packet, table="filter"):
     if packet.chain not in chains:
         raise ValueError("the IPv%d ruleset has no %s chain" % (family_ruleset.family, packet.chain))
     logged = []  # type: List[str]
+    rate_dependent = []  # type: List[str]
     source = ipaddress.ip_address(packet.source)
     destination = ipaddress.ip_address(packet.destination)
     sets = set_indexes(family_ruleset)
@@ -226,8 +297,15 @@ def simulate(family_ruleset, packet, table="filter"):
         for index, rule in enumerate(chains[chain_name].rules):
             if not _rule_matches(rule, packet, source, destination, sets):
                 continue
+            if rule.target != "LOG" and is_rate_dependent(rule):
+                # LOG rules are passed over: what they log, not the verdict, depends on their rate.
+                rate_dependent.append(render_rule(chain_name, rule))
+                if not _within_limits_matches(rule, packet):
+                    continue
             if rule.target in TERMINAL_TARGETS:
-                return Verdict(rule.target, chain_name, index, render_rule(chain_name, rule), rule.comment, tuple(logged))
+                text = render_rule(chain_name, rule)
+                return Verdict(rule.target, chain_name, index, text, rule.comment, tuple(logged), tuple(rate_dependent),
+                               translated_by)
             if rule.target == "LOG":
                 logged.append(render_rule(chain_name, rule))
             elif rule.target == "RETURN":
@@ -242,7 +320,7 @@ def simulate(family_ruleset, packet, table="filter"):
     if verdict is not None:
         return verdict
     policy = chains[packet.chain].policy or "ACCEPT"
-    return Verdict(policy, packet.chain, None, None, None, tuple(logged))
+    return Verdict(policy, packet.chain, None, None, None, tuple(logged), tuple(rate_dependent), translated_by)
 
 
 def verdict_to_dict(verdict):
@@ -254,4 +332,6 @@ def verdict_to_dict(verdict):
         "rule": verdict.rule,
         "comment": verdict.comment,
         "logged_by": list(verdict.logged_by),
+        "rate_dependent": list(verdict.rate_dependent),
+        "translated_by": verdict.translated_by,
     }

@@ -159,6 +159,8 @@ def rule_covers(outer, outer_expansion, inner, inner_expansion, intervals=None):
     """
     if intervals is None:
         intervals = {}
+    if outer.rate_limit is not None or outer.max_connections is not None:
+        return False  # it matches only some of the packets, depending on the traffic before them
     if outer.in_interface is not None and not _interface_covers(outer.in_interface, inner.in_interface):
         return False
     if outer.out_interface is not None and not _interface_covers(outer.out_interface, inner.out_interface):

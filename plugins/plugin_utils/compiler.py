@@ -47,6 +47,8 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     Rule,
     Table,
 )
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import compile_host_nat, nat_table
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.rule_rates import log_rule, rate_fields
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
     REJECT_WITH,
     FleetPolicy,
@@ -233,6 +235,7 @@ def _expand(rule, resolve, address_sets=None, threshold=0):
     if rule.comment:
         comment = (comment + ": " + rule.comment)[:MAX_COMMENT]
     chain_target = rule.action.upper()
+    rates = (rate_fields(rule, 4), rate_fields(rule, 6))
     results = []  # type: List[Tuple[Rule, ...]]
     for family in (4, 6):
         family_rules = []  # type: List[Rule]
@@ -266,9 +269,10 @@ def _expand(rule, resolve, address_sets=None, threshold=0):
                         icmp_type=match.icmp_type,
                         comment=comment,
                         reject_with=reject_with,
+                        **rates[family == 6]
                     )
                     if log_prefix is not None:
-                        family_rules.append(base._replace(target="LOG", reject_with=None, log_prefix=log_prefix))
+                        family_rules.append(log_rule(base, log_prefix, rule.log_limit))
                     family_rules.append(base)
         results.append(tuple(family_rules))
     if not results[0] and not results[1] and not warnings:
@@ -541,16 +545,22 @@ class FleetCompiler:
             self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
         warnings.extend(self._host_warnings(host, host_vars, variant, settings, zip(rules, received)))
 
+        nat_entries = [entry for group in self.groups_of(host) for entry in policy.group_nat.get(group, ())]
+        nat_entries += settings.host_nat
+        nat = compile_host_nat(nat_entries, variant.resolver.resolve, comment_label) if nat_entries else None
         families = []  # type: List[FamilyRuleset]
         for family in (4, 6):
             chains = []  # type: List[Chain]
+            nat_filter = nat[family].filter if nat else {}
             for chain_name, direction in (("INPUT", "inbound"), ("FORWARD", "forward"), ("OUTPUT", "outbound")):
                 head, tail = self._fixed_rules(family, chain_name, settings)
-                chain_rules = head + tuple(per_chain[family].get(chain_name, ())) + tail
+                policy_rules = tuple(per_chain[family].get(chain_name, ())) + tuple(nat_filter.get(chain_name, ()))
+                chain_rules = head + policy_rules + tail
                 policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
             sets = tuple(variant.address_sets.get(name) for name in sorted(set_names_of(chains))) if threshold else ()
-            families.append(FamilyRuleset(family, (Table("filter", tuple(chains)),), sets))
+            tables = (Table("filter", tuple(chains)),) + ((nat_table(nat[family]),) if nat else ())
+            families.append(FamilyRuleset(family, tables, sets))
         return HostRuleset(host=host, ipv4=families[0], ipv6=families[1], warnings=tuple(warnings))
 
     def _host_warnings(self, host, host_vars, variant, settings, received):

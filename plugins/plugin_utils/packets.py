@@ -27,7 +27,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import
 FIELDS = (
     "direction", "chain", "source", "destination", "protocol", "source_port", "port",
     "destination_port", "icmp_type", "icmp_code", "in_interface", "out_interface",
-    "state", "tcp_flags", "hop_limit",
+    "state", "tcp_flags", "hop_limit", "over_limits",
 )
 PORT_FIELDS = (("port", "destination_port"), ("destination_port", "destination_port"), ("source_port", "source_port"))
 
@@ -52,6 +52,10 @@ def packet_from_dict(data: Mapping[str, Any]) -> Packet:
             values[key] = str(data[key])
     if "state" in data:
         values["state"] = _state(data["state"])
+    if "over_limits" in data:
+        if not isinstance(data["over_limits"], bool):
+            raise ValueError("packet.over_limits: must be true or false, got %r" % (data["over_limits"],))
+        values["over_limits"] = data["over_limits"]
     if "tcp_flags" in data:
         values["tcp_flags"] = _tcp_flags(data["tcp_flags"])
     elif values.get("state", "NEW") != "NEW":

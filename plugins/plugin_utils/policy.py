@@ -36,6 +36,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values i
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import (
     SAFE_TEXT,
     UNSAFE_CHARS,
+    RateLimit,
     as_list,
     canonical_keys,
     check_keys,
@@ -44,7 +45,9 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values i
     Findings,
     is_list,
     is_mapping,
+    parse_max_connections,
     parse_protocol,
+    parse_rate_limit,
     parse_services,
     parse_shorthand,
     printable,
@@ -52,6 +55,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values i
     warnings_of,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry, SpecError
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import NatEntry, parse_nat_entries
 
 DIRECTIONS = ("inbound", "outbound", "forward")
 ACTIONS = ("accept", "drop", "reject")
@@ -90,6 +94,8 @@ COMMON_RULE_KEYS = (
     "log",
     "comment",
     "priority",
+    "limit",
+    "max_connections",
 )
 # A rule needs one of these: without any, it would match every packet.
 MATCH_KEYS = ("service", "proto", "from", "to", "interface", "in_interface", "out_interface")
@@ -117,6 +123,9 @@ class PolicyRule(NamedTuple):
     comment: Optional[str]
     priority: int
     warnings: Tuple[str, ...] = ()  # accepted, but perhaps not what was meant
+    rate_limit: Optional[RateLimit] = None  # the rule matches only within this rate (accept) or beyond it (drop, reject)
+    max_connections: Optional[int] = None  # likewise, per source address, for its tracked connections
+    log_limit: Optional[RateLimit] = None  # at most this many log lines
 
 
 class FleetPolicy(NamedTuple):
@@ -126,6 +135,7 @@ class FleetPolicy(NamedTuple):
     address_sets: Dict[str, Tuple[AddressRef, ...]]
     group_rules: Dict[str, Tuple[PolicyRule, ...]]
     warnings: Tuple[str, ...] = ()  # about definitions (services), not about one rule
+    group_nat: Mapping[str, Tuple[NatEntry, ...]] = {}  # only groups with a nat: list
 
 
 class HostSettings(NamedTuple):
@@ -133,6 +143,7 @@ class HostSettings(NamedTuple):
     log_default: bool
     baseline: Dict[str, bool]
     host_rules: Tuple[PolicyRule, ...]
+    host_nat: Tuple[NatEntry, ...] = ()
 
 
 # ---------------------------------------------------------------- addresses
@@ -284,14 +295,35 @@ def _parse_interface(value, path, problems):
 
 
 def _parse_log(value, path, problems):
-    # type: (Any, str, Problems) -> Optional[str]
-    """'' means 'log with the generated prefix'; None means no logging."""
+    # type: (Any, str, Problems) -> Tuple[Optional[str], Optional[RateLimit]]
+    """(prefix, limit): prefix '' means 'log with the generated prefix'; None means no logging."""
     if value is None or value is False:
-        return None
+        return None, None
     if value is True:
-        return ""
-    prefix = check_text(value, path, problems, "log prefix", 28)
-    return prefix
+        return "", None
+    if not is_mapping(value):
+        return check_text(value, path, problems, "log prefix", 28), None
+    check_keys(value, ("prefix", "limit"), path, problems)
+    prefix = check_text(value["prefix"], path + ".prefix", problems, "log prefix", 28) if "prefix" in value else ""
+    limit = parse_rate_limit(value["limit"], path + ".limit", problems, per_source_allowed=False) if "limit" in value else None
+    return prefix, limit
+
+
+def _rule_rates(data, action, path, problems):
+    # type: (Mapping[str, Any], str, str, Problems) -> Tuple[Optional[RateLimit], Optional[int]]
+    """(limit, max_connections) of a rule."""
+    limit = parse_rate_limit(data["limit"], path + ".limit", problems) if "limit" in data else None
+    if limit is not None and not limit.per_source and action != "accept":
+        problems.add(
+            path + ".limit",
+            "a %s rule's limit needs per: source: iptables' limit match counts what is within a rate, and a %s rule "
+            "drops what exceeds it (an accept rule takes a limit per rule or per source)" % (action, action),
+        )
+        limit = None
+    connections = None
+    if "max_connections" in data:
+        connections = parse_max_connections(data["max_connections"], path + ".max_connections", problems)
+    return limit, connections
 
 
 def _check_rule_keys(data, direction, path, problems):
@@ -423,7 +455,10 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         destinations = parse_addresses_field(data["to"], path + ".to", problems, set_names, groups, hosts)
     in_interface, out_interface = _rule_interfaces(data, direction, path, problems)
     action, reject_with = _rule_action(data, entries, path, problems)
-    log_prefix = _parse_log(data.get("log"), path + ".log", problems)
+    log_prefix, log_limit = _parse_log(data.get("log"), path + ".log", problems)
+    rate_limit, max_connections = _rule_rates(data, action, path, problems)
+    if log_limit is not None and rate_limit is not None and not rate_limit.per_source:
+        problems.add(path + ".log.limit", "the rule's own limit (per rule) already caps what it logs; leave this out")
     comment = check_text(data["comment"], path + ".comment", problems, "comment", 200) if "comment" in data else None
     priority = _rule_priority(data, path, problems)
     if len(problems.messages) == start and not any(key in data for key in MATCH_KEYS):
@@ -451,6 +486,9 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         comment=comment,
         priority=priority,
         warnings=tuple(rule_warnings),
+        rate_limit=rate_limit,
+        max_connections=max_connections,
+        log_limit=log_limit,
     )
 
 
@@ -462,7 +500,7 @@ def parse_rule_lists(raw, path, problems, services, set_names, groups, hosts):
     if not is_mapping(raw):
         problems.add(path, "must be a mapping with inbound, outbound and/or forward rule lists, got %s" % type_name(raw))
         return ()
-    check_keys(raw, DIRECTIONS, path, problems)
+    check_keys(raw, DIRECTIONS + ("nat",), path, problems)
     rules = []  # type: List[PolicyRule]
     for direction in DIRECTIONS:
         if direction not in raw or raw[direction] is None:
@@ -481,6 +519,21 @@ def parse_rule_lists(raw, path, problems, services, set_names, groups, hosts):
     return tuple(rules)
 
 
+def parse_nat_list(raw, path, problems, set_names, groups, hosts):
+    # type: (Any, str, Problems, Collection[str], Collection[str], Collection[str]) -> Tuple[NatEntry, ...]
+    """The nat: list of a group's or a host's rules (plugin_utils/nat.py), read with the rules' own readers."""
+    if not is_mapping(raw) or raw.get("nat") is None:
+        return ()
+    return parse_nat_entries(
+        raw["nat"],
+        path + ".nat",
+        problems,
+        lambda value, where: parse_addresses_field(value, where, problems, set_names, groups, hosts),
+        lambda value, where: _parse_interface(value, where, problems),
+        lambda value, where: check_text(value, where, problems, "comment", 200),
+    )
+
+
 def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
     # type: (Any, Any, Any, Collection[str], Collection[str]) -> FleetPolicy
     """Validate the fleet-wide variables; raise PolicyError listing every problem."""
@@ -497,6 +550,7 @@ def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
     if is_mapping(raw_services):
         usable_services.update((name, None) for name in raw_services if isinstance(name, str) and name not in services)
     group_rules = {}  # type: Dict[str, Tuple[PolicyRule, ...]]
+    group_nat = {}  # type: Dict[str, Tuple[NatEntry, ...]]
     if raw_policy is not None and not is_mapping(raw_policy):
         problems.add("fleetwall_policy", "must be a mapping of inventory group to rules, got %s" % type_name(raw_policy))
     elif raw_policy is not None:
@@ -515,9 +569,13 @@ def parse_fleet_policy(raw_services, raw_addresses, raw_policy, groups, hosts):
             group_rules[group] = parse_rule_lists(
                 raw_policy[group], group_path, problems, usable_services, set_names, groups, hosts
             )
+            nat = parse_nat_list(raw_policy[group], group_path, problems, set_names, groups, hosts)
+            if nat:
+                group_nat[group] = nat
     problems.raise_if_any()
     return FleetPolicy(
-        services=services, address_sets=address_sets, group_rules=group_rules, warnings=tuple(problems.warnings)
+        services=services, address_sets=address_sets, group_rules=group_rules, warnings=tuple(problems.warnings),
+        group_nat=group_nat,
     )
 
 
@@ -573,5 +631,10 @@ def parse_host_settings(host, raw_default_policy, raw_baseline, raw_host_rules, 
         groups,
         hosts,
     )
+    host_nat = parse_nat_list(
+        raw_host_rules, prefix + "fleetwall_host_rules", problems, set(fleet.address_sets), groups, hosts
+    )
     problems.raise_if_any()
-    return HostSettings(default_policy=default_policy, log_default=log_default, baseline=baseline, host_rules=host_rules)
+    return HostSettings(
+        default_policy=default_policy, log_default=log_default, baseline=baseline, host_rules=host_rules, host_nat=host_nat
+    )

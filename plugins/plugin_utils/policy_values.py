@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
-from typing import Any, Collection, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Collection, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import (
     Problems,
@@ -34,6 +34,13 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.services import
     parse_port,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import parse_protocol as services_parse_protocol
+from ansible_collections.fleetwall.iptables.plugins.module_utils.rates import (
+    DEFAULT_BURST,
+    HASHLIMIT_SCALE,
+    LIMIT_SCALE,
+    MAX_BURST,
+    canonical_rate,
+)
 
 KEY_ALIASES = {"services": "service", "protocol": "proto", "ports": "port", "source_ports": "source_port"}
 
@@ -329,3 +336,68 @@ def parse_services(raw, problems):
         if all(entry is not None for entry in entries):
             services[name] = tuple(entry for entry in entries if entry is not None)
     return services
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+class RateLimit(NamedTuple):
+    """A rule's limit: its rate as iptables-save prints it (rates.py), its burst, and whether each source has its own."""
+
+    rate: str
+    burst: int
+    per_source: bool
+
+
+RATE_LIMIT_KEYS = ("rate", "burst", "per")
+MAX_CONNECTIONS = 1000000
+
+
+def _parse_burst(value, path, problems):
+    # type: (Any, str, Problems) -> Optional[int]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BURST:
+        problems.add(path, "burst must be a whole number of packets from 1 to %d, got %r" % (MAX_BURST, value))
+        return None
+    return value
+
+
+def parse_rate_limit(value, path, problems, per_source_allowed=True):
+    # type: (Any, str, Problems, bool) -> Optional[RateLimit]
+    """'3/min' or {rate: 3/min, burst: 5, per: source|rule} -> RateLimit, its rate in iptables-save's form."""
+    data = {"rate": value} if isinstance(value, str) else value
+    if not is_mapping(data):
+        problems.add(path, "a limit is a rate like 3/min or a mapping with rate, burst and per, got %s" % type_name(value))
+        return None
+    check_keys(data, RATE_LIMIT_KEYS if per_source_allowed else RATE_LIMIT_KEYS[:2], path, problems)
+    if "rate" not in data:
+        problems.add(path, "a limit needs 'rate', e.g. rate: 3/min")
+        return None
+    burst = _parse_burst(data["burst"], path + ".burst", problems) if "burst" in data else DEFAULT_BURST
+    per = data.get("per", "rule")
+    if per not in ("rule", "source"):
+        problems.add(path + ".per", "per must be 'rule' (one limit for every packet the rule matches) or 'source' "
+                                    "(a limit for each source address), got %r" % (per,))
+        return None
+    if burst is None:
+        return None
+    scale = HASHLIMIT_SCALE if per == "source" else LIMIT_SCALE
+    rate_path = path if isinstance(value, str) else path + ".rate"
+    try:
+        rate = canonical_rate(data["rate"], scale, burst)[0] if isinstance(data["rate"], str) else None
+    except ValueError as exc:
+        problems.add(rate_path, str(exc))
+        return None
+    if rate is None:
+        problems.add(rate_path, "a rate is a string like 3/min, got %s" % type_name(data["rate"]))
+        return None
+    return RateLimit(rate, burst, per == "source")
+
+
+def parse_max_connections(value, path, problems):
+    # type: (Any, str, Problems) -> Optional[int]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONNECTIONS:
+        problems.add(
+            path, "max_connections must be a whole number of connections per source from 1 to %d, got %r" % (MAX_CONNECTIONS, value)
+        )
+        return None
+    return value

@@ -135,6 +135,37 @@ CORPUS: Dict[str, Dict[str, Any]] = {
             "web1": {"fleetwall_default_policy": {"inbound": "reject", "outbound": "reject", "forward": "reject"}},
         },
     },
+    "rate limits: limit, per-source hashlimit, connlimit and log limits": {
+        "policy": {
+            "all": {
+                "inbound": [
+                    {"service": "ssh", "action": "drop", "limit": {"rate": "3/min", "burst": 4, "per": "source"},
+                     "log": {"prefix": "ssh-flood ", "limit": "6/min"}},
+                    {"service": "ssh", "action": "reject", "reject_with": "tcp-reset", "max_connections": 3},
+                    {"service": "http", "limit": "60/min"},
+                    {"service": "https", "limit": {"rate": "90/min", "burst": 10000}},
+                    {"proto": "udp", "port": 514, "limit": {"rate": "100000/min", "burst": 1, "per": "source"}, "log": True},
+                    {"proto": "udp", "port": 515, "limit": "24/day", "max_connections": 1000000},
+                    {"service": "dns", "log": {"limit": {"rate": "1/hour", "burst": 2}}},
+                ],
+                "outbound": [{"service": "smtp", "max_connections": 10, "limit": {"rate": "5/sec", "per": "source"}}],
+                "forward": [{"service": "http", "action": "reject", "limit": {"rate": "7/hour", "per": "source"}}],
+            }
+        },
+    },
+    "nat: port forwards, masquerade, snat and redirects in both families": {
+        "host_vars": {
+            "web1": {"fleetwall_host_rules": {"nat": [
+                {"port_forward": {"in_interface": "eth0", "proto": "tcp", "port": 443, "to": "host:db1", "to_port": 8443,
+                                  "comment": "shop"}},
+                {"port_forward": {"proto": "udp", "port": "5000-5010", "to": "10.0.2.30", "from": "192.0.2.0/24",
+                                  "destination": "198.51.100.1"}},
+                {"masquerade": {"out_interface": "eth0", "from": ["10.0.0.0/8", "fd00::/16"], "to": "!10.0.0.0/8"}},
+                {"snat": {"out_interface": "eth1+", "to_source": ["203.0.113.5", "2001:db8::5"]}},
+                {"redirect": {"proto": "tcp", "port": 80, "to_port": 8080, "local": True, "in_interface": "eth0"}},
+            ]}},
+        },
+    },
     "logging, with generated and given prefixes": {
         "policy": {
             "all": {

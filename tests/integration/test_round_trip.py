@@ -17,6 +17,7 @@ from hypothesis import assume, given, note, settings
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
+from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import table_text
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
 from ansible_collections.fleetwall.iptables.tests.integration.policies import CORPUS, describe, fleet_kwargs, fleets
@@ -43,6 +44,9 @@ def rule_count(family_ruleset) -> int:
 def assert_round_trip(namespace: Namespace, host: str, family: int, rendered: str) -> None:
     namespace.restore(family, rendered)
     saved = canonical_text(namespace.save(family))
+    if "*nat\n" not in rendered:
+        # A restore leaves the tables its text does not name: an earlier host's nat table is not this host's.
+        saved = table_text(saved)
     if saved != rendered:
         diff = "".join(
             difflib.unified_diff(

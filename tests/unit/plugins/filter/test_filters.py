@@ -85,6 +85,8 @@ def test_simulate_packet_names_the_rule_that_accepts():
         "rule": POSTGRES_FROM_WEB1,
         "comment": "fleetwall_policy.db.inbound[0]: app tier",
         "logged_by": [],
+        "rate_dependent": [],
+        "translated_by": None,
     }
 
 
@@ -230,7 +232,7 @@ def test_simulate_packet_refuses_a_ruleset_without_filter_table():
         pytest.param(
             dict(WEB1_TO_DB1_POSTGRES, dport=5432),
             "packet: unknown field(s) dport; allowed: direction, chain, source, destination, protocol, source_port, "
-            "port, destination_port, icmp_type, icmp_code, in_interface, out_interface, state, tcp_flags, hop_limit",
+            "port, destination_port, icmp_type, icmp_code, in_interface, out_interface, state, tcp_flags, hop_limit, over_limits",
             id="unknown-field",
         ),
         pytest.param(

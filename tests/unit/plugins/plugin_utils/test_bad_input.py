@@ -370,7 +370,7 @@ STRUCTURE = [
     ),
     pytest.param(
         {"policy": {"db": {"input": [{"service": "ssh"}]}}},
-        "fleetwall_policy.db.input: unknown key 'input'; allowed: inbound, outbound, forward",
+        "fleetwall_policy.db.input: unknown key 'input'; allowed: inbound, outbound, forward, nat",
         id="unknown-direction",
     ),
     pytest.param(
@@ -1184,7 +1184,7 @@ TYPE_CONFUSION = [
     ),
     pytest.param(
         db_rule({"service": "ssh", "log": {"a": 1}}),
-        "fleetwall_policy.db.inbound[0].log: log prefix must be a string, got mapping",
+        "fleetwall_policy.db.inbound[0].log.a: unknown key 'a'; allowed: prefix, limit",
         id="log-as-mapping",
     ),
     pytest.param(
