@@ -57,7 +57,7 @@ def rendered(tmp_path_factory) -> Path:
 
 def test_without_a_render_dir_it_writes_into_rendered_in_the_current_directory(rendered):
     assert sorted(path.name for path in (rendered / "rendered").iterdir()) == [
-        "db1.v4", "db1.v6", "db1.warnings", "web1.v4", "web1.v6"]
+        "db1.v4", "db1.v6", "db1.warnings", "manifest.json", "web1.v4", "web1.v6"]
 
 
 def test_nothing_is_written_inside_the_playbook_directory(rendered):
@@ -67,6 +67,19 @@ def test_nothing_is_written_inside_the_playbook_directory(rendered):
 def test_a_host_with_compile_warnings_gets_them_one_a_line(rendered):
     lines = (rendered / "rendered" / "db1.warnings").read_text().split("\n")
     assert [line[:62] for line in lines] == ["fleetwall_policy.db.inbound[1] is redundant: fleetwall_policy.", ""]
+
+
+def test_rendering_again_without_a_change_keeps_every_byte_and_reports_no_change(workdir):
+    render(workdir, POLICY)
+    before = {path.name: path.read_bytes() for path in (workdir / "rendered").iterdir()}
+    completed = render(workdir, POLICY)
+    after = {path.name: path.read_bytes() for path in (workdir / "rendered").iterdir()}
+    assert (after == before, "changed=0" in completed.stdout) == (True, True)
+
+
+def test_check_mode_writes_no_file(workdir):
+    completed = render(workdir, POLICY, "--check")
+    assert (completed.returncode, (workdir / "rendered").exists()) == (0, False)
 
 
 def test_a_stale_warnings_file_goes_once_the_host_no_longer_warns(workdir):
