@@ -77,7 +77,7 @@ def collection_version() -> str:
     return "unknown"
 
 
-def check_host_name(host: Any, path: str) -> str:
+def check_file_safe_host_name(host: Any, path: str) -> str:
     """A host name that is safe as a file name inside the plan directory."""
     if not isinstance(host, str) or not host:
         raise PlanError("%s: must be a host name, got %s" % (path, type_name(host)))
@@ -113,7 +113,7 @@ def build_plan(
     files = {}  # type: Dict[str, str]
     hosts = {}  # type: Dict[str, Dict[str, str]]
     for host in sorted(fleet):
-        check_host_name(host, "fleet")
+        check_file_safe_host_name(host, "fleet")
         texts = host_files(host, fleet[host])
         hosts[host] = {suffix: sha256_text(text) for suffix, text in texts.items()}
         files.update(("%s.%s" % (host, suffix), text) for suffix, text in texts.items())
@@ -205,7 +205,7 @@ def _check_manifest(manifest: Any, path: str) -> Dict[str, Any]:
         if not isinstance(manifest.get(key), kind):
             raise PlanError("%s: %s: must be %s, got %s" % (path, key, type_name(kind()), type_name(manifest.get(key))))
     for host, hashes in manifest["hosts"].items():
-        check_host_name(host, "%s: hosts" % path)
+        check_file_safe_host_name(host, "%s: hosts" % path)
         if not isinstance(hashes, dict) or not {"v4", "v6"} <= set(hashes) or not set(hashes) <= set(SUFFIXES):
             raise PlanError("%s: hosts.%s: must map v4, v6 and optionally ipsets and warnings to SHA-256 hashes" % (path, host))
     return manifest
