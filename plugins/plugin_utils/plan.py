@@ -61,7 +61,10 @@ def fleet_policy_sha256(hostvars: Mapping[str, Mapping[str, Any]], inventory: Se
     warns about hosts that see others)."""
     if not inventory:
         raise PlanError("groups['all']: the inventory has no host")
-    host_vars = hostvars[min(inventory)]
+    first = min(inventory)
+    if first not in hostvars:
+        raise PlanError("inventory: host '%s' is not an inventory host" % first)
+    host_vars = hostvars[first]
     return policy_sha256({name: host_vars.get(name) for name in FLEET_VARIABLES})
 
 

@@ -205,3 +205,9 @@ def test_the_plan_diff_of_equal_plans_is_empty_and_says_so():
 def test_the_formatted_plan_diff_has_a_block_per_host_and_a_line_per_rule():
     text = format_plan_diff(plan_diff(compiled(), compiled(web=("web1", "web2"))))
     assert text.splitlines()[:3] == ["3 host(s) differ", "db1:", "  ipv4:"]
+
+
+def test_an_inventory_naming_an_unknown_host_is_refused_naming_it():
+    hostvars, _groups = inventory()
+    with pytest.raises(PlanError, match=r"inventory: host 'aaa' is not an inventory host"):
+        fleet_policy_sha256(hostvars, ["aaa", "db1"])
