@@ -72,4 +72,3 @@ class ActionModule(ActionBase):
             diffs.append({"before_header": path, "after_header": path, "before": changes.before[name],
                           "after": files.get(name, "")})
         return diffs
-
