@@ -11,7 +11,12 @@ sets), written as a YAML inventory with the policy in ``all.vars``:
   inventory parsing, compile, the render_plan task writing every file);
 * no-op render: the same command again, which must report ``changed=0`` and
   leave every byte as it was (checked: the manifest's SHA-256 before and after);
-* files: the plan's files, ``manifest.json`` included.
+* files: the plan's files, ``manifest.json`` included, and their size. With
+  linear rules a ``group:`` reference becomes one rule per member, so the
+  plan grows with the square of the fleet (4,279 rules per host on average at
+  10,000 hosts, gigabytes in all); every size is also rendered with
+  ``fleetwall_set_threshold`` (``--set-threshold``, default 16), where long
+  address lists become ipset sets, as a fleet of that size would use.
 
 With ``--old-sizes``, also the render.yml before plans (one ``copy`` task
 execution per file), taken from git (``--old-revision``), for comparison; it
@@ -55,7 +60,7 @@ def load_compile_benchmark() -> Any:
     return module
 
 
-def write_inventory(path: str, size: int, seed: int) -> None:
+def write_inventory(path: str, size: int, seed: int, set_threshold: int = 0) -> None:
     """The synthetic fleet as an Ansible inventory: fleet variables once in all.vars, hosts under their groups."""
     hostvars, groups = load_compile_benchmark().make_inventory(size, seed)
     fleet_names = ("fleetwall_services", "fleetwall_addresses", "fleetwall_policy")
@@ -74,7 +79,10 @@ def write_inventory(path: str, size: int, seed: int) -> None:
         for host in members["hosts"]:
             if host_vars.get(host) is not None:
                 members["hosts"][host] = host_vars.pop(host)
-    inventory = {"all": {"vars": {name: first[name] for name in fleet_names}, "children": children}}
+    fleet_vars = {name: first[name] for name in fleet_names}
+    if set_threshold:
+        fleet_vars["fleetwall_set_threshold"] = set_threshold
+    inventory = {"all": {"vars": fleet_vars, "children": children}}
     with open(path, "w") as handle:
         json.dump(inventory, handle)  # JSON is YAML: the yaml inventory plugin reads it, fast
 
@@ -114,10 +122,14 @@ def old_playbook(workdir: str, revision: str) -> str:
     return path
 
 
-def measure(size: int, seed: int, old_revision: Optional[str]) -> Dict[str, Any]:
+def plan_mib(plan: str) -> float:
+    return sum(os.path.getsize(os.path.join(plan, name)) for name in os.listdir(plan)) / 1048576.0
+
+
+def measure(size: int, seed: int, old_revision: Optional[str], set_threshold: int = 0) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fleetwall-render-") as workdir:
         inventory = os.path.join(workdir, "inventory.yml")
-        write_inventory(inventory, size, seed)
+        write_inventory(inventory, size, seed, set_threshold)
         plan = os.path.join(workdir, "plan")
         playbook = os.path.join(ROOT, "playbooks", "render.yml")
         first = run_render(playbook, inventory, plan, workdir)
@@ -125,20 +137,22 @@ def measure(size: int, seed: int, old_revision: Optional[str]) -> Dict[str, Any]
         again = run_render(playbook, inventory, plan, workdir)
         if again["changed"] or manifest_sha256(plan) != before:
             raise SystemExit("a no-op render of %d hosts changed the plan" % size)
-        row = {"hosts": size, "files": len(os.listdir(plan)), "first_s": first["seconds"], "noop_s": again["seconds"]}
+        row = {"hosts": size, "set_threshold": set_threshold, "files": len(os.listdir(plan)), "mib": plan_mib(plan),
+               "first_s": first["seconds"], "noop_s": again["seconds"]}
         if old_revision:
             row["old_s"] = run_render(old_playbook(workdir, old_revision), inventory, os.path.join(workdir, "old"), workdir)["seconds"]
         return row
 
 
 def print_table(rows: List[Dict[str, Any]]) -> None:
-    header = ["hosts", "files", "first render s", "no-op render s", "ms/host", "target s", "met", "old per-file render s"]
+    header = ["hosts", "set threshold", "files", "plan MiB", "first render s", "no-op render s", "ms/host", "target s", "met", "old per-file render s"]
     lines = [header]
     for row in rows:
         target = TARGETS.get(row["hosts"])
         worst = max(row["first_s"], row["noop_s"])
         lines.append([
-            "%d" % row["hosts"], "%d" % row["files"], "%.1f" % row["first_s"], "%.1f" % row["noop_s"],
+            "%d" % row["hosts"], "%d" % row["set_threshold"], "%d" % row["files"], "%.0f" % row["mib"],
+            "%.1f" % row["first_s"], "%.1f" % row["noop_s"],
             "%.2f" % (1000.0 * worst / row["hosts"]), "%.0f" % target if target else "-",
             ("yes" if worst <= target else "NO") if target else "-", "%.1f" % row["old_s"] if "old_s" in row else "-",
         ])
@@ -164,6 +178,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES),
                         help="comma-separated inventory sizes (default: %s)" % ",".join(map(str, DEFAULT_SIZES)))
     parser.add_argument("--seed", type=int, default=20240611, help="random seed of the synthetic inventory")
+    parser.add_argument("--set-threshold", type=int, default=16, metavar="N",
+                        help="also render every size with fleetwall_set_threshold N (ipset sets; default: 16; 0: linear rules only)")
     parser.add_argument("--old-sizes", type=parse_sizes, default=[],
                         help="also time the per-file render.yml at these sizes (slow: about 0.7 s a file)")
     parser.add_argument("--old-revision", default=OLD_RENDER_REVISION, help="git revision of the per-file render.yml")
@@ -171,9 +187,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("fleetwall render benchmark: real ansible-playbook playbooks/render.yml, %d CPU(s), load %.2f, seed %d"
           % (os.cpu_count() or 0, os.getloadavg()[0], args.seed), flush=True)
     rows = []
+    thresholds = [0] + ([args.set_threshold] if args.set_threshold else [])
     for size in sorted(set(args.sizes) | set(args.old_sizes)):
-        print("  rendering %d hosts ..." % size, file=sys.stderr, flush=True)
-        rows.append(measure(size, args.seed, args.old_revision if size in args.old_sizes else None))
+        for threshold in thresholds:
+            print("  rendering %d hosts, set threshold %d ..." % (size, threshold), file=sys.stderr, flush=True)
+            old = args.old_revision if size in args.old_sizes and not threshold else None
+            rows.append(measure(size, args.seed, old, threshold))
     print_table(rows)
     return 0
 
