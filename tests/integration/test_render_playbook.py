@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 import yaml
@@ -28,9 +28,9 @@ POLICY = {
 
 
 def render(tmp: Path, policy: Dict[str, Any], *extra: str, playbook: str = "render.yml",
-           hosts: Dict[str, Any] = HOSTS) -> subprocess.CompletedProcess:
+           hosts: Optional[Dict[str, Any]] = None) -> subprocess.CompletedProcess:
     inventory: Dict[str, Any] = {"all": {"vars": {"fleetwall_policy": policy}, "children": {}}}
-    for host, (group, address) in hosts.items():
+    for host, (group, address) in (hosts or HOSTS).items():
         for name in group.split(","):
             inventory["all"]["children"].setdefault(name, {"hosts": {}})["hosts"][host] = {
                 "fleetwall_host_addresses": [address]}

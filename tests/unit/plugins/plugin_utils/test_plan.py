@@ -89,8 +89,8 @@ def test_the_manifest_holds_no_timestamp_only_the_documented_keys():
 
 def test_the_policy_hash_ignores_key_order_and_changes_with_the_policy():
     hostvars, groups = inventory()
-    reordered, _ = inventory(policy=dict(reversed(list(POLICY.items()))))
-    changed, _ = inventory(policy=dict(POLICY, web={"inbound": [{"service": "https", "from": "any"}]}))
+    reordered = inventory(policy=dict(reversed(list(POLICY.items()))))[0]
+    changed = inventory(policy=dict(POLICY, web={"inbound": [{"service": "https", "from": "any"}]}))[0]
     hashes = [fleet_policy_sha256(variables, groups["all"]) for variables in (hostvars, reordered, changed)]
     assert (hashes[0] == hashes[1], hashes[0] == hashes[2]) == (True, False)
 
