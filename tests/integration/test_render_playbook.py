@@ -7,11 +7,12 @@ working directory.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 import yaml
@@ -26,17 +27,19 @@ POLICY = {
 }
 
 
-def render(tmp: Path, policy: Dict[str, Any], *extra: str) -> subprocess.CompletedProcess:
+def render(tmp: Path, policy: Dict[str, Any], *extra: str, playbook: str = "render.yml",
+           hosts: Optional[Dict[str, Any]] = None) -> subprocess.CompletedProcess:
     inventory: Dict[str, Any] = {"all": {"vars": {"fleetwall_policy": policy}, "children": {}}}
-    for host, (group, address) in HOSTS.items():
-        inventory["all"]["children"].setdefault(group, {"hosts": {}})["hosts"][host] = {
-            "fleetwall_host_addresses": [address]}
+    for host, (group, address) in (hosts or HOSTS).items():
+        for name in group.split(","):
+            inventory["all"]["children"].setdefault(name, {"hosts": {}})["hosts"][host] = {
+                "fleetwall_host_addresses": [address]}
     (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
     environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1",
                        ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-local"), ANSIBLE_HOME=str(tmp / "ansible-home"), PWD=str(tmp))
     return subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp / "inventory.yml"),
-         str(REPO / "playbooks" / "render.yml"), *extra],
+         str(REPO / "playbooks" / playbook), *extra],
         cwd=tmp, capture_output=True, text=True, env=environment, timeout=300, check=False,
     )
 
@@ -57,7 +60,7 @@ def rendered(tmp_path_factory) -> Path:
 
 def test_without_a_render_dir_it_writes_into_rendered_in_the_current_directory(rendered):
     assert sorted(path.name for path in (rendered / "rendered").iterdir()) == [
-        "db1.v4", "db1.v6", "db1.warnings", "web1.v4", "web1.v6"]
+        "db1.v4", "db1.v6", "db1.warnings", "manifest.json", "web1.v4", "web1.v6"]
 
 
 def test_nothing_is_written_inside_the_playbook_directory(rendered):
@@ -67,6 +70,19 @@ def test_nothing_is_written_inside_the_playbook_directory(rendered):
 def test_a_host_with_compile_warnings_gets_them_one_a_line(rendered):
     lines = (rendered / "rendered" / "db1.warnings").read_text().split("\n")
     assert [line[:62] for line in lines] == ["fleetwall_policy.db.inbound[1] is redundant: fleetwall_policy.", ""]
+
+
+def test_rendering_again_without_a_change_keeps_every_byte_and_reports_no_change(workdir):
+    render(workdir, POLICY)
+    before = {path.name: path.read_bytes() for path in (workdir / "rendered").iterdir()}
+    completed = render(workdir, POLICY)
+    after = {path.name: path.read_bytes() for path in (workdir / "rendered").iterdir()}
+    assert (after == before, "changed=0" in completed.stdout) == (True, True)
+
+
+def test_check_mode_writes_no_file(workdir):
+    completed = render(workdir, POLICY, "--check")
+    assert (completed.returncode, (workdir / "rendered").exists()) == (0, False)
 
 
 def test_a_stale_warnings_file_goes_once_the_host_no_longer_warns(workdir):
@@ -79,3 +95,16 @@ def test_a_policy_that_fails_for_one_host_writes_no_host_files(workdir):
     bad = {"all": POLICY["all"], "web": POLICY["web"], "db": {"inbound": [{"service": "postgres", "from": "group:wbe"}]}}
     completed = render(workdir, bad)
     assert (completed.returncode, (workdir / "rendered").exists()) == (2, False)
+
+
+def test_the_plan_diff_of_a_membership_change_names_exactly_the_host_and_rule_that_changed(workdir):
+    render(workdir, POLICY, "-e", "fleetwall_render_dir=%s" % (workdir / "before"))
+    moved = dict(HOSTS, db1=("db,web", "10.9.0.2"))  # db1 joins the web group too
+    render(workdir, POLICY, "-e", "fleetwall_render_dir=%s" % (workdir / "after"), hosts=moved)
+    completed = render(workdir, POLICY, "-e", "fleetwall_plan_old=%s" % (workdir / "before"),
+                       "-e", "fleetwall_plan_new=%s" % (workdir / "after"), playbook="plan_diff.yml", hosts=moved)
+    shown = [json.loads(line.strip().rstrip(",")) for line in completed.stdout.splitlines()
+             if line.strip().startswith('"') and not line.strip().startswith('"msg"')]
+    http = '-A INPUT -p tcp -m tcp --dport 80 -m comment --comment "fleetwall_policy.web.inbound[0]" -j ACCEPT'
+    postgres = '-A INPUT -s 10.9.0.2/32 -p tcp -m tcp --dport 5432 -m comment --comment "fleetwall_policy.db.inbound[0]" -j ACCEPT'
+    assert shown == ["1 host(s) differ", "db1:", "  ipv4:", "    + " + postgres, "    + " + http, "  ipv6:", "    + " + http]
