@@ -35,6 +35,7 @@ run_suite "molecule default (podman, booted Debian 12)" scripts/molecule.sh
 run_suite "compile benchmark, smoke size" .venv/bin/python benchmarks/compile.py --sizes 100
 run_suite "apply benchmark, smoke size" .venv/bin/python benchmarks/apply.py --sizes 50
 run_suite "reachability model benchmark, smoke size" .venv/bin/python benchmarks/reachability.py --sizes 100
+run_suite "fleet benchmark, 6-host lab (Ansible over SSH)" .venv/bin/python benchmarks/fleet.py --sizes 6
 run_suite "dataplane benchmark, smoke size" .venv/bin/python benchmarks/dataplane.py --sizes 100 --seconds 0.3 --rounds 2
 
 echo "=== summary"
