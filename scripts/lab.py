@@ -411,8 +411,11 @@ def playbook(inventory: str, play: str, extra: list[str]) -> int:
         "ip", "netns", "exec", PREFIX + CONTROLLER, str(ansible_playbook),
         "-i", inventory, "-i", str(LAB_DIR / "connection.yml"), play, *extra,
     ]
-    # Host keys are checked (known_hosts from `up`): that is what keeps Ansible inside the lab.
-    environment = dict(os.environ, ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORCE_COLOR="0")
+    # Host keys are checked (known_hosts from `up`): that is what keeps Ansible inside the lab. Its SSH
+    # connection masters live in the lab's own directory, so no master of another lab (same addresses,
+    # another namespace) can ever be reused.
+    environment = dict(os.environ, ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORCE_COLOR="0",
+                       ANSIBLE_SSH_CONTROL_PATH_DIR=str(LAB_DIR / "cp"))
     return subprocess.run(command, env=environment, check=False).returncode
 
 
