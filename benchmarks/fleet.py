@@ -62,6 +62,7 @@ def timed(name: str, work: Path, *arguments: str) -> tuple:
     started = time.monotonic()
     completed = lab(*arguments, log=work / (name + ".log"))
     seconds = time.monotonic() - started
+    print("fleet:   %s %.1f s" % (name, seconds), flush=True)
     if completed.returncode != 0:
         sys.exit("fleet: %s failed (exit %d); see %s" % (name, completed.returncode, work / (name + ".log")))
     return seconds, completed.stdout
