@@ -3,11 +3,13 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTEST := $(VENV)/bin/python -m pytest
+LAB ?= 6
 
 .PHONY: help bootstrap demo test sanity units integration benchmark docs release-check clean
 
 help:
 	@echo "make demo   - build a lab of network-namespace hosts and show what the example policy lets through"
+	@echo "              (make demo LAB=100: the same on the example's groups scaled up to 100 hosts)"
 	@echo "make test   - run every test: sanity, units, integration (real iptables in namespaces)"
 	@echo "make units | sanity | integration | benchmark | docs | release-check"
 
@@ -15,7 +17,7 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	@scripts/demo.sh
+	@LAB=$(LAB) scripts/demo.sh
 
 test: bootstrap
 	@scripts/run-tests.sh

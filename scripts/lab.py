@@ -1,17 +1,33 @@
-"""A lab of network-namespace hosts for the fleetwall demo.
+"""A lab of network-namespace hosts for the fleetwall demo, from six hosts to a few hundred.
 
-Every inventory host becomes a network namespace ``fwlab-<host>`` with one
-veth leg on a bridge that lives in its own namespace ``fwlab-switch``, using
-the IPv4 and IPv6 addresses from its ``fleetwall_host_addresses``. An extra
-namespace ``fwlab-outside`` stands for a machine that is in no group. Nothing
-is created in, or changed on, this machine's own network namespace, and every
-iptables call checks first that it runs inside the intended namespace.
+Every inventory host becomes a network namespace ``fwlab-<host>``, joined by
+its own veth pair to one router namespace ``fwlab-router``. A host holds its
+addresses from ``fleetwall_host_addresses`` as /32 and /128 and routes
+everything through the router, which has a /32 and a /128 route per host. So
+a host needs one neighbour entry per family (the router) and the router one
+per host, and the lab writes them all as permanent entries (it chooses every
+MAC address itself): no ARP or neighbour discovery ever crosses a link. A
+flat bridge would need about N x N entries per family, and the kernel's
+neighbour table, shared by every namespace, holds 1,024 before it reports
+"neighbor table overflow" and drops packets: no good beyond a few dozen hosts.
+An extra namespace ``fwlab-outside`` stands for a machine that is in no group.
 
-Each host runs a real sshd (its configuration, keys and pid file live in
-.build/demo/lab, never in /etc), so Ansible reaches the hosts over SSH from
-inside the bastion's namespace, the way an operator's jump host would.
+Nothing is created in, or changed on, this machine's own network namespace:
+veth pairs are made inside the router namespace, the only sysctls set are the
+router's forwarding switches inside its namespace, and every iptables call
+and sysctl first checks (``ip netns identify``) that it runs in the intended
+namespace.
 
-    lab.py up INVENTORY             create the namespaces, start sshd and listeners
+Each host runs a real sshd with its own host key (configuration, keys and pid
+file in .build/demo/lab, never in /etc). Ansible reaches the hosts over SSH
+from inside the bastion's namespace, the way an operator's jump host would,
+and checks every host key against a known_hosts file that ``up`` writes from
+the keys it made: a connection that does not land on that host's own sshd, in
+that host's namespace, fails before Ansible runs anything there. So
+``playbook`` needs no per-host step before Ansible starts.
+
+    lab.py inventory SIZE DIR       write DIR/inventory.yml and DIR/group_vars: examples/lab's groups scaled to SIZE hosts
+    lab.py up INVENTORY             create the namespaces, start sshd and the listeners
     lab.py playbook INVENTORY PLAY  run ansible-playbook from the bastion against the lab
     lab.py apply RENDERED_DIR       iptables-restore HOST.v4 / HOST.v6 into each host
     lab.py probe INVENTORY          connect from every host to every host and print who reaches what
@@ -25,6 +41,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,46 +49,79 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 PREFIX = "fwlab-"
-SWITCH = PREFIX + "switch"
+ROUTER = PREFIX + "router"
 OUTSIDE = "outside"
 OUTSIDE_ADDRESSES = ("10.200.0.250", "fd00:200::250")
+# The router's end of every host link: one gateway address per family, the same on each link.
+GATEWAY = {4: "169.254.0.1", 6: "fe80::1"}
 PORTS = {"ssh": 22, "http": 80, "https": 443, "postgres": 5432, "redis": 6379, "node-exporter": 9100}
 LISTENER_PORTS = [port for port in PORTS.values() if port != 22]  # sshd answers on 22
-LAB_DIR = Path(__file__).resolve().parent.parent / ".build" / "demo" / "lab"
+REPO = Path(__file__).resolve().parent.parent
+LAB_DIR = REPO / ".build" / "demo" / "lab"
+SSH_DIR = LAB_DIR / "ssh"
+EXAMPLE = REPO / "examples" / "lab"
 CONTROLLER = "bastion1"
+SETUP_WORKERS = 4  # namespaces set up at once: most of the time is spent waiting for short-lived tools
 SSHD_CONFIG = """\
 Port 22
 {listen}
-HostKey {lab}/ssh/host_key
-AuthorizedKeysFile {lab}/ssh/authorized_keys
-PidFile {lab}/ssh/sshd-{host}.pid
+HostKey {ssh}/host_key-{host}
+AuthorizedKeysFile {ssh}/authorized_keys
+PidFile {ssh}/sshd-{host}.pid
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
+MaxStartups 100:30:200
 Subsystem sftp internal-sftp
 """
-PROBE_TIMEOUT = 0.6
+# The groups of examples/lab scaled up: at 100 hosts, web 40, cache 20, db 10,
+# monitoring 4 and 25 hosts in no group, plus bastion1. A group's hosts are
+# numbered from 1 and get HOST_BASE + n as the last number of both addresses,
+# so the first hosts of each group have the addresses they have in examples/lab.
+SCALED_GROUPS = (  # (group or None for no group, host name, share of the hosts after the bastion, third octet, first host)
+    ("web", "web", 40, 1, 11),
+    ("cache", "cache", 20, 3, 31),
+    ("db", "db", 10, 2, 21),
+    ("monitoring", "mon", 4, 4, 41),
+    (None, "node", 25, 5, 101),
+)
+OVERFLOW = "neighbor table overflow"
 
 LISTENER = textwrap.dedent(
     """
-    import selectors, socket, sys
+    # One process listens for every host: it enters each host's network
+    # namespace just long enough to open its sockets there.
+    import os, selectors, socket, sys
+    ports, namespaces = [int(p) for p in sys.argv[1].split(",")], sys.argv[2:]
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
     sel = selectors.DefaultSelector()
-    for port in map(int, sys.argv[1:]):
-        for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-            server = socket.socket(family, socket.SOCK_STREAM)
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            server.bind((address, port))
-            server.listen(64)
-            sel.register(server, selectors.EVENT_READ)
+    for namespace in namespaces:
+        handle = os.open("/run/netns/" + namespace, os.O_RDONLY)
+        os.setns(handle, os.CLONE_NEWNET)
+        os.close(handle)
+        for port in ports:
+            for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+                server = socket.socket(family, socket.SOCK_STREAM)
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                server.bind((address, port))
+                server.listen(4096)
+                server.setblocking(False)
+                sel.register(server, selectors.EVENT_READ)
+        os.setns(home, os.CLONE_NEWNET)
+    print("listening", flush=True)
     while True:
         for key, events in sel.select():
-            connection, peer = key.fileobj.accept()
+            try:
+                connection, peer = key.fileobj.accept()
+            except BlockingIOError:
+                continue
             connection.close()
     """
 )
@@ -81,11 +131,11 @@ PROBER = textwrap.dedent(
     import json, socket, sys
     from concurrent.futures import ThreadPoolExecutor
     targets = json.loads(sys.stdin.read())
-    def probe(target):
+    def probe(target, timeout):
         address, port = target
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(%r)
+            sock.settimeout(timeout)
             try:
                 sock.connect((address, port))
                 return "open"
@@ -94,14 +144,26 @@ PROBER = textwrap.dedent(
             except OSError:
                 return "filtered"
     with ThreadPoolExecutor(32) as pool:
-        print(json.dumps(list(pool.map(probe, targets))))
+        outcomes = list(pool.map(lambda target: probe(target, 0.6), targets))
+        # Silence once more, with more patience, so a busy machine cannot pass for a firewall.
+        silent = [index for index, outcome in enumerate(outcomes) if outcome == "filtered"]
+        for index, outcome in zip(silent, pool.map(lambda index: probe(targets[index], 2.0), silent)):
+            outcomes[index] = outcome
+    print(json.dumps(outcomes))
     """
-    % PROBE_TIMEOUT
 )
 
 
+class Fleet(NamedTuple):
+    addresses: dict[str, list[str]]  # host -> its addresses, OUTSIDE last
+    groups: dict[str, list[str]]  # named group -> its hosts
+
+
 def run(*command: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, input=input_text, text=True, capture_output=True, check=check)
+    completed = subprocess.run(command, input=input_text, text=True, capture_output=True, check=False)
+    if check and completed.returncode != 0:
+        sys.exit(f"lab: {' '.join(command)} failed (exit {completed.returncode}): {completed.stderr.strip()}")
+    return completed
 
 
 def in_namespace(namespace: str, *command: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -109,25 +171,41 @@ def in_namespace(namespace: str, *command: str, input_text: str | None = None) -
 
 
 def assert_inside(namespace: str) -> None:
-    """Refuse to touch a firewall unless the command really runs in `namespace`."""
+    """Refuse to touch a firewall or a sysctl unless the command really runs in `namespace`."""
     where = run("ip", "netns", "exec", namespace, "ip", "netns", "identify", check=False).stdout.strip()
     if where != namespace:
-        sys.exit(f"lab: refusing to run iptables: expected namespace {namespace!r}, got {where!r}")
+        sys.exit(f"lab: refusing to run iptables or sysctl: expected namespace {namespace!r}, got {where!r}")
 
 
-def lab_hosts(inventory: str) -> dict[str, list[str]]:
-    """host -> its addresses, read by ansible-inventory from the inventory itself."""
+def ip_batch(namespace: str | None, lines: list[str]) -> None:
+    """Many `ip` commands in one process (in `namespace`, or for `ip netns` itself in none)."""
+    where = ["-n", namespace] if namespace else []
+    run("ip", *where, "-batch", "-", input_text="\n".join(lines) + "\n")
+
+
+def lab_fleet(inventory: str) -> Fleet:
+    """The hosts' addresses and the named groups, read by ansible-inventory from the inventory itself."""
     ansible_inventory = Path(sys.executable).with_name("ansible-inventory")
     listing = json.loads(run(str(ansible_inventory), "-i", inventory, "--list").stdout)
     hostvars = listing["_meta"]["hostvars"]
-    hosts = {}
-    for host in sorted(hostvars):
-        addresses = hostvars[host].get("fleetwall_host_addresses")
-        if not addresses:
+    addresses = {}
+    for host in sorted(hostvars, key=natural_key):
+        found = hostvars[host].get("fleetwall_host_addresses")
+        if not found:
             sys.exit(f"lab: host {host} has no fleetwall_host_addresses in {inventory}")
-        hosts[host] = [str(address) for address in addresses]
-    hosts[OUTSIDE] = list(OUTSIDE_ADDRESSES)
-    return hosts
+        addresses[host] = [str(address) for address in found]
+    addresses[OUTSIDE] = list(OUTSIDE_ADDRESSES)
+    groups = {
+        name: sorted(group.get("hosts", []), key=natural_key)
+        for name, group in listing.items()
+        if name not in ("_meta", "all", "ungrouped") and group.get("hosts")
+    }
+    return Fleet(addresses, groups)
+
+
+def natural_key(name: str) -> tuple:
+    """web2 before web10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def namespaces() -> list[str]:
@@ -135,122 +213,209 @@ def namespaces() -> list[str]:
     return [name for name in listing if name.startswith(PREFIX)]
 
 
-def on_link_prefix(hosts: dict[str, list[str]], version: int) -> int:
-    """The longest prefix that puts every lab address of a family on one link."""
-    addresses = [ipaddress.ip_address(a) for addresses in hosts.values() for a in addresses]
-    addresses = [address for address in addresses if address.version == version]
-    bits = 32 if version == 4 else 128
-    for length in range(bits, -1, -1):
-        networks = {ipaddress.ip_network(f"{address}/{length}", strict=False) for address in addresses}
-        if len(networks) <= 1:
-            return min(length, 24 if version == 4 else 64)
-    return 0
+# ---------------------------------------------------------------- a scaled-up inventory
+
+
+def scaled_counts(size: int) -> list[int]:
+    """How many hosts each of SCALED_GROUPS gets in a lab of `size` hosts (one is the bastion), at least one each."""
+    others = size - 1
+    if others < len(SCALED_GROUPS):
+        sys.exit(f"lab: a scaled lab needs at least {len(SCALED_GROUPS) + 1} hosts, got {size}")
+    total = sum(share for _, _, share, _, _ in SCALED_GROUPS)
+    counts = [max(1, others * share // total) for _, _, share, _, _ in SCALED_GROUPS]
+    by_remainder = sorted(range(len(counts)), key=lambda i: -(others * SCALED_GROUPS[i][2] % total))
+    for index in (by_remainder * others)[: others - sum(counts)]:
+        counts[index] += 1
+    while sum(counts) > others:  # the one-host minimum took more than the shares left
+        counts[counts.index(max(counts))] -= 1
+    return counts
+
+
+def write_inventory(size: int, directory: Path) -> None:
+    """examples/lab scaled to `size` hosts, with its policy (group_vars) copied beside it."""
+    counts = scaled_counts(size)
+    if max(counts) > 150:
+        sys.exit(f"lab: at most 150 hosts per group fit the address plan, {size} hosts need {max(counts)}")
+    lines = [
+        f"# examples/lab scaled to {size} hosts by scripts/lab.py inventory {size}; the policy is examples/lab's.",
+        "all:",
+        "  hosts:",
+    ]
+    ungrouped, children = [], []
+    for (group, name, _, octet, first), count in zip(SCALED_GROUPS, counts):
+        hosts = [
+            f"{'    ' if group is None else '        '}{name}{n}: "
+            f"{{fleetwall_host_addresses: [10.0.{octet}.{first - 1 + n}, \"fd00::{octet}:{first - 1 + n}\"]}}"
+            for n in range(1, count + 1)
+        ]
+        if group is None:
+            ungrouped += hosts
+        else:
+            children += [f"    {group}:", "      hosts:", *hosts]
+    lines += ungrouped + ["  children:", "    bastion:", "      hosts:",
+                          '        bastion1: {fleetwall_host_addresses: [10.0.0.2, "fd00::2"]}', *children]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "inventory.yml").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(directory / "group_vars", ignore_errors=True)
+    shutil.copytree(EXAMPLE / "group_vars", directory / "group_vars")
+    print(f"lab: wrote {directory / 'inventory.yml'}: {size} hosts, "
+          + ", ".join(f"{group or 'no group'} {count}" for (group, *_), count in zip(SCALED_GROUPS, counts)) + ", bastion 1")
+
+
+# ---------------------------------------------------------------- up
+
+
+def mac(index: int, end: int) -> str:
+    """A locally administered address: host `index`, end 1 the host's side, 2 the router's."""
+    return f"02:66:77:{index >> 8 & 0xFF:02x}:{index & 0xFF:02x}:{end:02x}"
+
+
+def router_lines(index: int, host: str, addresses: list[str]) -> list[str]:
+    leg = f"h{index}"
+    lines = [
+        f"link add {leg} address {mac(index, 2)} type veth peer name eth0 address {mac(index, 1)} netns {PREFIX + host}",
+        f"link set {leg} addrgenmode none",
+        f"addr add {GATEWAY[4]}/32 dev {leg}",
+        f"addr add {GATEWAY[6]}/64 dev {leg} nodad",
+        f"link set {leg} up",
+    ]
+    for address in addresses:
+        bits = 32 if ipaddress.ip_address(address).version == 4 else 128
+        lines += [f"route add {address}/{bits} dev {leg}", f"neigh add {address} lladdr {mac(index, 1)} dev {leg} nud permanent"]
+    return lines
+
+
+def host_lines(index: int, addresses: list[str]) -> list[str]:
+    lines = ["link set lo up", "link set eth0 addrgenmode none"]
+    for address in addresses:
+        if ipaddress.ip_address(address).version == 4:
+            lines.append(f"addr add {address}/32 dev eth0")
+        else:
+            lines.append(f"addr add {address}/128 dev eth0 nodad")
+    lines += [
+        "link set eth0 up",
+        f"neigh add {GATEWAY[4]} lladdr {mac(index, 2)} dev eth0 nud permanent",
+        f"neigh add {GATEWAY[6]} lladdr {mac(index, 2)} dev eth0 nud permanent",
+        f"route add 0.0.0.0/0 via {GATEWAY[4]} dev eth0 onlink",
+        f"route add ::/0 via {GATEWAY[6]} dev eth0",
+    ]
+    return lines
+
+
+def start_router() -> None:
+    run("ip", "netns", "add", ROUTER)
+    ip_batch(ROUTER, ["link set lo up"])
+    assert_inside(ROUTER)
+    in_namespace(ROUTER, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+
+
+def set_up_host(index: int, host: str, addresses: list[str]) -> None:
+    namespace = PREFIX + host
+    ip_batch(namespace, host_lines(index, addresses))
+    # Connection tracking active from the start, as on a server that has had a
+    # stateful firewall before: otherwise the first ruleset would see the
+    # controller's open SSH connections mid-stream, as NEW (docs/apply.md).
+    assert_inside(namespace)
+    for tool in ("iptables", "ip6tables"):
+        in_namespace(namespace, tool, "-t", "mangle", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "INVALID",
+                     "-m", "comment", "--comment", "fleetwall lab: conntrack on", "-j", "RETURN")
+    if host != OUTSIDE:
+        start_sshd(host, addresses)
 
 
 def up(inventory: str) -> None:
     down()
     shutil.rmtree(LAB_DIR / "root", ignore_errors=True)  # each lab starts with no rules files or backups
-    hosts = lab_hosts(inventory)
-    prefix = {4: on_link_prefix(hosts, 4), 6: on_link_prefix(hosts, 6)}
-    run("ip", "netns", "add", SWITCH)
-    in_namespace(SWITCH, "ip", "link", "add", "br0", "type", "bridge")
-    in_namespace(SWITCH, "ip", "link", "set", "br0", "up")
-    for index, (host, addresses) in enumerate(hosts.items()):
-        namespace = PREFIX + host
-        run("ip", "netns", "add", namespace)
-        leg = f"p{index}"
-        # Created inside the switch namespace, so no interface ever appears in ours.
-        in_namespace(SWITCH, "ip", "link", "add", leg, "type", "veth", "peer", "name", "eth0", "netns", namespace)
-        in_namespace(SWITCH, "ip", "link", "set", leg, "master", "br0", "up")
-        in_namespace(namespace, "ip", "link", "set", "lo", "up")
-        for address in addresses:
-            ip = ipaddress.ip_address(address)
-            extra = ["nodad"] if ip.version == 6 else []
-            in_namespace(namespace, "ip", "addr", "add", f"{ip}/{prefix[ip.version]}", "dev", "eth0", *extra)
-        in_namespace(namespace, "ip", "link", "set", "eth0", "up")
-        # Connection tracking active from the start, as on a server that has had a
-        # stateful firewall before: otherwise the first ruleset would see the
-        # controller's open SSH connections mid-stream, as NEW (docs/apply.md).
-        assert_inside(namespace)
-        in_namespace(namespace, "iptables", "-t", "mangle", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "INVALID",
-                     "-m", "comment", "--comment", "fleetwall lab: conntrack on", "-j", "RETURN")
-        in_namespace(namespace, "ip6tables", "-t", "mangle", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "INVALID",
-                     "-m", "comment", "--comment", "fleetwall lab: conntrack on", "-j", "RETURN")
-        if host != OUTSIDE:
-            start_sshd(host, addresses)
-            subprocess.Popen(
-                ["ip", "netns", "exec", namespace, sys.executable, "-c", LISTENER, *map(str, LISTENER_PORTS)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-    time.sleep(0.5)
+    hosts = lab_fleet(inventory).addresses
+    make_ssh_keys(hosts)
+    start_router()
+    ip_batch(None, [f"netns add {PREFIX + host}" for host in hosts])
+    ip_batch(ROUTER, [line for index, (host, addresses) in enumerate(hosts.items()) for line in router_lines(index, host, addresses)])
+    with ThreadPoolExecutor(SETUP_WORKERS) as pool:
+        list(pool.map(set_up_host, range(len(hosts)), hosts, hosts.values()))
+    start_listener([host for host in hosts if host != OUTSIDE])
     write_connection_inventory(hosts)
-    print(f"lab: {len(hosts)} hosts up: {', '.join(hosts)}; sshd on every host but {OUTSIDE}")
+    shown = ", ".join(hosts) if len(hosts) <= 12 else f"{', '.join(list(hosts)[:6])}, ... {list(hosts)[-2]}"
+    print(f"lab: {len(hosts)} hosts up behind {ROUTER}: {shown}; sshd on every host but {OUTSIDE}")
+
+
+def start_listener(hosts: list[str]) -> None:
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", ROUTER, sys.executable, "-c", LISTENER, ",".join(map(str, LISTENER_PORTS)),
+         *(PREFIX + host for host in hosts)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    if listener.stdout is None or listener.stdout.readline().strip() != "listening":
+        sys.exit("lab: the listeners did not start")
+    listener.stdout.close()
+
+
+def make_ssh_keys(hosts: dict[str, list[str]]) -> None:
+    """The controller's key, a host key per host, and the known_hosts file that pins each host's key to its addresses."""
+    SSH_DIR.mkdir(parents=True, exist_ok=True)
+    names = ["client_key"] + [f"host_key-{host}" for host in hosts if host != OUTSIDE]
+    missing = [name for name in names if not (SSH_DIR / name).exists()]
+    with ThreadPoolExecutor(SETUP_WORKERS) as pool:
+        list(pool.map(lambda name: run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"fleetwall-lab-{name}",
+                                       "-f", str(SSH_DIR / name)), missing))
+    (SSH_DIR / "authorized_keys").write_text((SSH_DIR / "client_key.pub").read_text())
+    known = [
+        f"{','.join(addresses)} {' '.join((SSH_DIR / f'host_key-{host}.pub').read_text().split()[:2])}"
+        for host, addresses in hosts.items()
+        if host != OUTSIDE
+    ]
+    (SSH_DIR / "known_hosts").write_text("\n".join(known) + "\n")
 
 
 def start_sshd(host: str, addresses: list[str]) -> None:
-    ssh_dir = LAB_DIR / "ssh"
-    if not (ssh_dir / "host_key").exists():
-        ssh_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("host_key", "client_key"):
-            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"fleetwall-lab-{name}", "-f", str(ssh_dir / name))
-        (ssh_dir / "authorized_keys").write_text((ssh_dir / "client_key.pub").read_text())
     listen = "\n".join(f"ListenAddress {address}" for address in addresses)
-    config = ssh_dir / f"sshd-{host}.conf"
-    config.write_text(SSHD_CONFIG.format(listen=listen, lab=LAB_DIR, host=host))
+    config = SSH_DIR / f"sshd-{host}.conf"
+    config.write_text(SSHD_CONFIG.format(listen=listen, ssh=SSH_DIR, host=host))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    in_namespace(PREFIX + host, "/usr/sbin/sshd", "-f", str(config), "-E", str(ssh_dir / f"sshd-{host}.log"))
+    in_namespace(PREFIX + host, "/usr/sbin/sshd", "-f", str(config), "-E", str(SSH_DIR / f"sshd-{host}.log"))
 
 
 def write_connection_inventory(hosts: dict[str, list[str]]) -> None:
-    """How Ansible reaches each lab host, and where its 'persistent' files go."""
-    lines = ["all:", "  hosts:"]
+    """How Ansible reaches each lab host (checking its host key), and where its 'persistent' files go."""
+    lines = [
+        "all:",
+        "  vars:",
+        "    ansible_user: root",
+        f"    ansible_ssh_private_key_file: {SSH_DIR / 'client_key'}",
+        f"    ansible_ssh_common_args: -o UserKnownHostsFile={SSH_DIR / 'known_hosts'} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
+        f"    ansible_python_interpreter: {sys.executable}",
+        "    fleetwall_become: false",
+        f"    fleetwall_firewall_backup_dir: {LAB_DIR / 'root'}/{{{{ inventory_hostname }}}}/var/lib/fleetwall",
+        f"    fleetwall_persistence_root: {LAB_DIR / 'root'}/{{{{ inventory_hostname }}}}",
+        "    fleetwall_persistence_install_packages: false",
+        "    fleetwall_persistence_manage_services: false",
+        "  hosts:",
+    ]
     for host, addresses in hosts.items():
-        if host == OUTSIDE:
-            continue
-        root = LAB_DIR / "root" / host
-        ipv4 = next(address for address in addresses if ":" not in address)
-        lines += [
-            f"    {host}:",
-            f"      ansible_host: {ipv4}",
-            "      ansible_user: root",
-            f"      ansible_ssh_private_key_file: {LAB_DIR / 'ssh' / 'client_key'}",
-            "      ansible_ssh_common_args: -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o IdentitiesOnly=yes",
-            f"      ansible_python_interpreter: {sys.executable}",
-            "      fleetwall_become: false",
-            f"      fleetwall_firewall_backup_dir: {root}/var/lib/fleetwall",
-            f"      fleetwall_persistence_root: {root}",
-            "      fleetwall_persistence_install_packages: false",
-            "      fleetwall_persistence_manage_services: false",
-        ]
+        if host != OUTSIDE:
+            lines.append(f"    {host}: {{ansible_host: {next(a for a in addresses if ':' not in a)}}}")
     (LAB_DIR / "connection.yml").write_text("\n".join(lines) + "\n")
 
 
-def check_ssh_lands_in_the_lab(hosts: dict[str, list[str]]) -> None:
-    """Before Ansible touches a firewall: every SSH target must be the lab namespace it is meant to be."""
-    for host, addresses in hosts.items():
-        if host == OUTSIDE:
-            continue
-        ipv4 = next(address for address in addresses if ":" not in address)
-        where = in_namespace(
-            PREFIX + CONTROLLER, "ssh", "-i", str(LAB_DIR / "ssh" / "client_key"), "-o", "BatchMode=yes",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR",
-            f"root@{ipv4}", "ip netns identify",
-        ).stdout.strip()
-        if where != PREFIX + host:
-            sys.exit(f"lab: refusing to run Ansible: ssh to {host} ({ipv4}) lands in {where!r}, not {PREFIX + host!r}")
+# ---------------------------------------------------------------- using the lab
 
 
 def playbook(inventory: str, play: str, extra: list[str]) -> int:
-    hosts = lab_hosts(inventory)
-    check_ssh_lands_in_the_lab(hosts)
+    if PREFIX + CONTROLLER not in namespaces() or not (SSH_DIR / "known_hosts").exists():
+        sys.exit("lab: the lab is not up; run lab.py up INVENTORY first")
     ansible_playbook = Path(sys.executable).with_name("ansible-playbook")
     command = [
         "ip", "netns", "exec", PREFIX + CONTROLLER, str(ansible_playbook),
         "-i", inventory, "-i", str(LAB_DIR / "connection.yml"), play, *extra,
     ]
-    environment = dict(os.environ, ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_FORCE_COLOR="0")
+    # Host keys are checked (known_hosts from `up`): that is what keeps Ansible inside the lab. Its SSH
+    # connection masters live in the lab's own directory, so no master of another lab (same addresses,
+    # another namespace) can ever be reused.
+    environment = dict(os.environ, ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_FORCE_COLOR="0",
+                       ANSIBLE_SSH_CONTROL_PATH_DIR=str(LAB_DIR / "cp"))
     return subprocess.run(command, env=environment, check=False).returncode
 
 
@@ -264,39 +429,68 @@ def apply(rendered: str) -> None:
         print(f"lab: applied {path.name} and {path.with_suffix('.v6').name} in {namespace}")
 
 
-def probe(inventory: str) -> int:
-    hosts = lab_hosts(inventory)
+def neighbour_overflows() -> int:
+    """How many 'neighbor table overflow' lines the kernel log holds (-1: the log cannot be read)."""
+    completed = run("dmesg", check=False)
+    return completed.stdout.count(OVERFLOW) if completed.returncode == 0 else -1
+
+
+def probe_matrix(hosts: dict[str, list[str]]) -> list[tuple[str, str, str, str, str]]:
+    """(source, target, service, address, outcome) for every host, service and address of every other host."""
     targets = [host for host in hosts if host != OUTSIDE]
-    cases = [
-        (source, target, service, address)
-        for source in hosts
-        for target in targets
-        if target != source
-        for service in PORTS
-        for address in hosts[target]
-    ]
 
-    def probe_from(source: str) -> list[str]:
-        mine = [[address, PORTS[service]] for src, target, service, address in cases if src == source]
-        result = in_namespace(PREFIX + source, sys.executable, "-c", PROBER, input_text=json.dumps(mine))
-        return json.loads(result.stdout)
+    def probe_from(source: str) -> list[tuple[str, str, str, str, str]]:
+        cases = [(source, target, service, address) for target in targets if target != source
+                 for service in PORTS for address in hosts[target]]
+        probes = [[address, PORTS[service]] for _, _, service, address in cases]
+        outcomes = json.loads(in_namespace(PREFIX + source, sys.executable, "-c", PROBER, input_text=json.dumps(probes)).stdout)
+        return [case + (outcome,) for case, outcome in zip(cases, outcomes)]
 
-    with ThreadPoolExecutor(len(hosts)) as pool:
-        outcomes = dict(zip(hosts, pool.map(probe_from, hosts)))
-    position = {source: 0 for source in hosts}
-    reached: dict[tuple[str, str], list[str]] = {}
-    for source, target, service, address in cases:
-        outcome = outcomes[source][position[source]]
-        position[source] += 1
-        family = "v6" if ":" in address else "v4"
+    # A few sources at a time: each probes with 32 threads, which is plenty for two cores.
+    with ThreadPoolExecutor(min(len(hosts), 8)) as pool:
+        return [row for rows in pool.map(probe_from, hosts) for row in rows]
+
+
+def group_of(fleet: Fleet, host: str) -> str:
+    return next((group for group, members in sorted(fleet.groups.items()) if host in members), "no group")
+
+
+def print_reached(fleet: Fleet, rows: list[tuple[str, str, str, str, str]]) -> None:
+    """Per host and service who reaches it; in a large lab per group, counting the hosts."""
+    small = len(fleet.addresses) <= 12
+    name = (lambda host: host) if small else (lambda host: group_of(fleet, host) if host != OUTSIDE else OUTSIDE)
+    reached: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for source, target, service, address, outcome in rows:
         if outcome == "open":
-            reached.setdefault((target, service), []).append(f"{source}/{family}")
-    width = max(len(host) for host in targets) + 2
+            family = "v6" if ":" in address else "v4"
+            reached.setdefault((name(target), service), {}).setdefault(f"{name(source)}/{family}", set()).add(source)
+    members: dict[str, int] = {}
+    for host in fleet.addresses:
+        members[name(host)] = members.get(name(host), 0) + 1
     print("\nWho reaches what (real TCP connections; open = handshake completed):\n")
-    for target in targets:
+    width = max(len(label) for label in members) + 2
+    for target in dict.fromkeys(name(host) for host in fleet.addresses if host != OUTSIDE):
         for service in PORTS:
-            sources = reached.get((target, service), [])
-            print(f"  {target:<{width}} {service:<9} <- {', '.join(sources) if sources else '(nobody)'}")
+            sources = reached.get((target, service), {})
+            shown = [label if small else f"{label} ({len(hosts)}/{members[label.split('/')[0]]})" for label, hosts in sources.items()]
+            print(f"  {target:<{width}} {service:<13} <- {', '.join(shown) if shown else '(nobody)'}")
+
+
+def probe(inventory: str, summary_path: str | None) -> int:
+    fleet = lab_fleet(inventory)
+    overflows_before = neighbour_overflows()
+    started = time.monotonic()
+    rows = probe_matrix(fleet.addresses)
+    seconds = time.monotonic() - started
+    overflows = neighbour_overflows() - overflows_before if overflows_before >= 0 else -1
+    print_reached(fleet, rows)
+    counts = {state: sum(1 for row in rows if row[4] == state) for state in ("open", "closed", "filtered")}
+    print(f"\nlab: {len(rows)} connections in {seconds:.0f} s: {counts['open']} open, {counts['closed']} refused, "
+          f"{counts['filtered']} unanswered; kernel log: "
+          + ("not readable" if overflows < 0 else f"{overflows} new '{OVERFLOW}' lines"))
+    if summary_path:
+        Path(summary_path).write_text(json.dumps({"probes": len(rows), "seconds": round(seconds, 1), "states": counts,
+                                                  "neighbour_overflows": overflows, "hosts": len(fleet.addresses)}) + "\n")
     return 0
 
 
@@ -313,20 +507,17 @@ def hand_change(host: str, arguments: list[str]) -> int:
 
 
 def down() -> None:
-    for pid_file in (LAB_DIR / "ssh").glob("sshd-*.pid") if (LAB_DIR / "ssh").exists() else ():
-        try:
-            os.kill(int(pid_file.read_text().split()[0]), 9)
-        except (ProcessLookupError, ValueError):
-            pass
-        pid_file.unlink()
+    """Every process in a lab namespace (sshd and the sessions it forked, the listener) and every lab namespace go."""
     for namespace in namespaces():
-        pids = run("ip", "netns", "pids", namespace, check=False).stdout.split()
-        for pid in pids:
+        for pid in run("ip", "netns", "pids", namespace, check=False).stdout.split():
             try:
                 os.kill(int(pid), 9)
             except ProcessLookupError:
                 pass
+    for namespace in namespaces():
         run("ip", "netns", "del", namespace, check=False)
+    for pid_file in SSH_DIR.glob("sshd-*.pid") if SSH_DIR.exists() else ():
+        pid_file.unlink()
 
 
 def main() -> int:
@@ -334,26 +525,33 @@ def main() -> int:
         sys.exit("lab: network namespaces need root")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    inventory_parser = commands.add_parser("inventory")
+    inventory_parser.add_argument("size", type=int)
+    inventory_parser.add_argument("directory", type=Path)
     commands.add_parser("up").add_argument("inventory")
     playbook_parser = commands.add_parser("playbook")
     playbook_parser.add_argument("inventory")
     playbook_parser.add_argument("play")
     playbook_parser.add_argument("extra", nargs=argparse.REMAINDER)
     commands.add_parser("apply").add_argument("rendered")
-    commands.add_parser("probe").add_argument("inventory")
+    probe_parser = commands.add_parser("probe")
+    probe_parser.add_argument("inventory")
+    probe_parser.add_argument("--json", help="also write the counts (and neighbour table overflows) there")
     hand_parser = commands.add_parser("iptables")
     hand_parser.add_argument("host")
     hand_parser.add_argument("arguments", nargs=argparse.REMAINDER)
     commands.add_parser("down")
     arguments = parser.parse_args()
-    if arguments.command == "up":
+    if arguments.command == "inventory":
+        write_inventory(arguments.size, arguments.directory)
+    elif arguments.command == "up":
         up(arguments.inventory)
     elif arguments.command == "playbook":
         return playbook(arguments.inventory, arguments.play, arguments.extra)
     elif arguments.command == "apply":
         apply(arguments.rendered)
     elif arguments.command == "probe":
-        return probe(arguments.inventory)
+        return probe(arguments.inventory, arguments.json)
     elif arguments.command == "iptables":
         return hand_change(arguments.host, arguments.arguments)
     else:

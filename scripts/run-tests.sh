@@ -36,6 +36,7 @@ run_suite "compile benchmark, smoke size" .venv/bin/python benchmarks/compile.py
 run_suite "apply benchmark, smoke size" .venv/bin/python benchmarks/apply.py --sizes 50
 run_suite "render benchmark (real ansible-playbook render.yml), smoke size" .venv/bin/python benchmarks/render.py --sizes 100
 run_suite "reachability model benchmark, smoke size" .venv/bin/python benchmarks/reachability.py --sizes 100
+run_suite "fleet benchmark, 6-host lab (Ansible over SSH)" .venv/bin/python benchmarks/fleet.py --sizes 6
 run_suite "dataplane benchmark, smoke size" .venv/bin/python benchmarks/dataplane.py --sizes 100 --seconds 0.3 --rounds 2
 
 echo "=== summary"

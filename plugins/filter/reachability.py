@@ -18,12 +18,17 @@ display = Display()
 
 @reports_policy_errors
 def reachability_model(
-    hostvars: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]], hosts: Sequence[str] = (), hosts_per_group: int = 2
+    hostvars: Mapping[str, Mapping[str, Any]],
+    groups: Mapping[str, Sequence[str]],
+    hosts: Sequence[str] = (),
+    hosts_per_group: int = 2,
+    sources_per_group: int = 0,
 ) -> Dict[str, Any]:
     check_inventory("reachability_model", hostvars, groups, hosts)
-    if isinstance(hosts_per_group, bool) or not isinstance(hosts_per_group, int) or hosts_per_group < 0:
-        raise AnsibleFilterError("reachability_model: hosts_per_group must be a whole number, 0 for every host")
-    model = build_model(hostvars, groups, list(hosts) or None, hosts_per_group)
+    for name, value, meaning in (("hosts_per_group", hosts_per_group, "every host"), ("sources_per_group", sources_per_group, "every pair")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise AnsibleFilterError("reachability_model: %s must be a whole number, 0 for %s, got %r" % (name, meaning, value))
+    model = build_model(hostvars, groups, list(hosts) or None, hosts_per_group, sources_per_group)
     for warning in model["warnings"]:
         display.warning("fleetwall: %s" % warning)
     return model

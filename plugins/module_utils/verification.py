@@ -104,6 +104,7 @@ class Verification(NamedTuple):
     groups: Tuple[str, ...]
     services: Tuple[str, ...]
     rows: Tuple[Row, ...]
+    sampling: Optional[Mapping[str, Any]] = None  # what of the fleet was checked (the model's sampling note)
 
 
 # ---------------------------------------------------------------- judging and counting
@@ -189,6 +190,7 @@ def verification_to_dict(verification):
         "rows": [row_to_dict(row) for row in verification.rows],
         "mismatches": [describe_mismatch(row) for row in mismatches],
         "failed": bool(mismatches),
+        "sampling": None if verification.sampling is None else dict(verification.sampling),
     }
 
 
@@ -385,4 +387,15 @@ def verification_from_dict(data):
             _fail("verification.rows[%d].status" % index, "missing")
         rows.append(row)
     summary = _summary(_field(data, "summary", "verification.summary"), rows)
-    return Verification(generated, summary, groups, services, tuple(rows))
+    return Verification(generated, summary, groups, services, tuple(rows), _sampling(data.get("sampling")))
+
+
+def _sampling(value):
+    # type: (Any) -> Optional[Mapping[str, Any]]
+    """The sampling note, if any: a mapping whose description, when present, is text."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        _fail("verification.sampling", "must be a mapping or null, got %s" % _got(value))
+    _text(value.get("description"), "verification.sampling.description", required=False)
+    return value

@@ -22,6 +22,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses impor
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset, Rule
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import PolicyRule, parse_host_settings, parse_services
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.sampling import sample_hosts, sample_sources, sampling_note
 from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_packets import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PORT_UNREACHABLE
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, Problems, did_you_mean
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry
@@ -319,22 +320,6 @@ class _Fleet:
         return rules
 
 
-def sample_hosts(fleet, hosts_per_group):
-    # type: (_Fleet, int) -> List[str]
-    """The first hosts of each group, by name: every group is represented, the matrix stays small."""
-    if hosts_per_group <= 0:
-        return list(fleet.hosts)
-    wanted = set(fleet.hosts)
-    chosen = set()  # type: set
-    named_groups = [group for group in fleet.groups if group not in ("all", "ungrouped")]
-    for group in sorted(named_groups) or ["all"]:
-        members = sorted(host for host in fleet.groups[group] if host in wanted)
-        chosen.update(members[:hosts_per_group])
-    ungrouped = [host for host in fleet.hosts if not any(host in fleet.groups[group] for group in named_groups)]
-    chosen.update(ungrouped[:hosts_per_group])
-    return sorted(chosen)
-
-
 def _external_networks(fleet, refs, label, found):
     # type: (_Fleet, Sequence[AddressRef], Optional[str], Dict[str, Any]) -> None
     """Literal networks in from-lists, labelled by the innermost address set that names them."""
@@ -451,26 +436,31 @@ def judge_flow(source, destination, family, spec, identifier, service):
                  tuple(consistent), ambiguous, decided_by)
 
 
-def build_model(hostvars, groups, hosts=None, hosts_per_group=2):
-    # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Optional[Sequence[str]], int) -> Dict[str, Any]
+def build_model(hostvars, groups, hosts=None, hosts_per_group=2, sources_per_group=0):
+    # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Optional[Sequence[str]], int, int) -> Dict[str, Any]
     """Every sampled source x destination x service the policy mentions, with its expected outcome.
 
     Services are those any accept rule names (inbound or outbound), tried
     against every sampled destination, so what the policy does not allow is
-    checked too (web1 -> db1 ssh, bastion1 -> db1 postgres).
+    checked too (web1 -> db1 ssh, bastion1 -> db1 postgres). With
+    sources_per_group, each destination is probed from that many hosts of
+    each group (see sample_sources), not from every host.
     """
     fleet = _Fleet(hostvars, groups, hosts)
-    chosen = sample_hosts(fleet, hosts_per_group)
+    chosen = sample_hosts(fleet.groups, fleet.hosts, hosts_per_group)
     rules = fleet.all_rules(chosen)
     services = _service_order(rules, fleet.policy.services)
     host_endpoints = [fleet.host_endpoint(host) for host in chosen]
-    sources = host_endpoints + external_sources(fleet, rules)
+    external = external_sources(fleet, rules)
+    senders = sample_sources(fleet.groups, chosen, sources_per_group)
     checks = []  # type: List[Check]
+    pairs = 0
     for destination in host_endpoints:
+        sources = [source for source in host_endpoints
+                   if source.name != destination.name and (senders is None or source.name in senders[destination.name])]
+        pairs += len(sources)
         for service, entries in services:
-            for source in sources:
-                if source.name == destination.name:
-                    continue
+            for source in sources + external:
                 for family in (4, 6):
                     if family not in source.addresses or family not in destination.addresses:
                         continue
@@ -478,7 +468,9 @@ def build_model(hostvars, groups, hosts=None, hosts_per_group=2):
                     if spec is None:
                         continue
                     checks.append(judge_flow(source, destination, family, spec, "c%d" % len(checks), service))
-    return model_to_dict(fleet, chosen, services, sources, checks)
+    model = model_to_dict(fleet, chosen, services, host_endpoints + external, checks)
+    model["sampling"] = sampling_note(len(fleet.hosts), chosen, hosts_per_group, sources_per_group, pairs)
+    return model
 
 
 def _verdict_dict(host, verdict):
@@ -609,7 +601,7 @@ def compare(model, observations, generated=None):
             observed = ERROR
         rows.append(check._replace(observed=observed, detail=detail, status=judge(check, observed)))
     summary = verification_summary(row.status for row in rows)
-    return verification_to_dict(Verification(generated or "", summary, groups, services, tuple(rows)))
+    return verification_to_dict(Verification(generated or "", summary, groups, services, tuple(rows), model.get("sampling")))
 
 
 # ---------------------------------------------------------------- explain

@@ -337,6 +337,7 @@ def render_report(verification: Mapping[str, Any], title: str = "fleetwall reach
         title=title,
         generated=parsed.generated or "an unknown time",
         summary=parsed.summary,
+        sampling=(parsed.sampling or {}).get("description") or "",
         banner=_banner(parsed.summary),
         counts=[{"key": key, "value": parsed.summary[key], "one": one, "many": many} for key, one, many in COUNT_WORDS],
         mismatches=[_mismatch_item(check) for check in ordered if check.status == MISMATCH],
