@@ -72,6 +72,7 @@ Reproduce (as root, from the repository root)::
     .venv/bin/python benchmarks/apply.py --sizes 50      # smoke run: 80-90 s on a busy 2-core machine, 85% (b)
     .venv/bin/python benchmarks/apply.py --sizes 50 --skip-b   # 10-16 s
     .venv/bin/python benchmarks/apply.py --sizes 10000 --skip-b --profile benchmarks/results
+    .venv/bin/python benchmarks/apply.py --sizes 50 --skip-b --fleet-host 10000   # + the biggest fleet host, linear vs sets
 
 The script reports and never fails on a missed target; it exits non-zero
 only when something breaks (a playbook fails, or a method does not end with

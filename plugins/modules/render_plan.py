@@ -16,7 +16,8 @@ short_description: Write a compiled fleet as a plan directory for review, and fo
 version_added: "0.1.0"
 author: fleetwall contributors (@fleetwall)
 description:
-  - Writes, in one task on the controller, every host's files of a compiled fleet into the directory O(dest),
+  - Compiles the rulesets of O(hosts) and writes, in one task on the controller, every host's files into the
+    directory O(dest),
     and a C(manifest.json) that records each file's SHA-256, the policy's hash, the inventory's host list and
     the collection version. This is a plan, the input of the P(fleetwall.iptables.fleetwall_firewall#role) role's
     C(fleetwall_firewall_plan).
@@ -28,6 +29,8 @@ description:
     C(changed) only when some file's bytes change.
   - Each changed file is written to a temporary file in O(dest) and renamed over the old one, C(manifest.json)
     last; a run cut short leaves files that the old manifest does not match, which an apply refuses.
+  - The manifest's inventory is C(groups['all']), with which an apply detects a run that sees only part of the
+    inventory (a slice).
   - The policy hash is the SHA-256 of the canonical JSON of C(fleetwall_services), C(fleetwall_addresses) and
     C(fleetwall_policy) as the first inventory host by name sees them.
 options:
@@ -35,16 +38,13 @@ options:
     description: The plan directory, created when missing. Anything in it that is not part of a plan is left alone.
     type: path
     required: true
-  fleet:
+  hosts:
     description:
-      - The compiled rulesets, host name to ruleset, as P(fleetwall.iptables.compile_fleet#filter) returns them.
+      - The hosts to compile and write, as for P(fleetwall.iptables.compile_fleet#filter). Empty or left out means
+        every host in C(groups['all']).
+      - The hosts are compiled from C(hostvars) and C(groups), as the filter would, with its warnings; a policy error
+        for any host fails the task, naming its path, before any file is written.
       - A host name that cannot be a file name (one with a C(/), or starting with a dot) fails the task, naming it.
-    type: dict
-    required: true
-  inventory:
-    description:
-      - The inventory's host list that the manifest records, with which an apply detects a run that sees only part
-        of the inventory (a slice). Defaults to C(groups['all']).
     type: list
     elements: str
 attributes:
@@ -75,7 +75,13 @@ EXAMPLES = r"""
 - name: Render the plan of the whole inventory
   fleetwall.iptables.render_plan:
     dest: "{{ playbook_dir }}/plan"
-    fleet: "{{ hostvars | fleetwall.iptables.compile_fleet(groups) }}"
+  delegate_to: localhost
+  run_once: true
+
+- name: Render the plan of the web tier only
+  fleetwall.iptables.render_plan:
+    dest: "{{ playbook_dir }}/plan-web"
+    hosts: "{{ groups['web'] }}"
   delegate_to: localhost
   run_once: true
 """

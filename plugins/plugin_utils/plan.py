@@ -155,19 +155,21 @@ def _old_manifest_files(directory: str) -> List[str]:
     return ["%s.%s" % (host, suffix) for host, files in manifest["hosts"].items() for suffix in files]
 
 
-def plan_changes(directory: str, files: Mapping[str, str]) -> PlanWrite:
-    """What writing ``files`` into ``directory`` would change, without changing it."""
+def plan_changes(directory: str, files: Mapping[str, str], keep_before: bool = False) -> PlanWrite:
+    """What writing ``files`` into ``directory`` would change, without changing it; with ``keep_before``, the old
+    text of each file that changes (for diff mode: a large plan's old texts are large)."""
     written, before = [], {}
     for name in sorted(files, key=lambda name: (name == MANIFEST, name)):
         old = _read_text(os.path.join(directory, name))
         if old != files[name]:
             written.append(name)
-            before[name] = old or ""
+            if keep_before:
+                before[name] = old or ""
     hosts = set(name.rsplit(".", 1)[0] for name in files if name != MANIFEST)
     candidates = set(_old_manifest_files(directory))
     candidates.update("%s.%s" % (host, suffix) for host in hosts for suffix in SUFFIXES)
     removed = sorted(name for name in candidates - set(files) if os.path.lexists(os.path.join(directory, name)))
-    for name in removed:
+    for name in removed if keep_before else ():
         before[name] = _read_text(os.path.join(directory, name)) or ""
     return PlanWrite(written, removed, before)
 
