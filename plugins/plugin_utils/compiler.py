@@ -76,8 +76,9 @@ MAX_COMMENT = 255  # xt_comment keeps 255 characters; a longer one would never c
 _ExpandedRule = Tuple[Tuple[Rule, ...], Tuple[Rule, ...], Tuple[str, ...]]
 # A rule whose from: or to: resolves to more CIDRs than this in one family matches
 # one ipset set instead of one rule per CIDR (host variable fleetwall_set_threshold;
-# 0 turns sets off).
-DEFAULT_SET_THRESHOLD = 0
+# 0 turns sets off). 16: a group or list of a few hosts stays plain rules that are
+# easy to read; past that, a set costs every new connection one lookup instead of a walk.
+DEFAULT_SET_THRESHOLD = 16
 SET_THRESHOLD_VARIABLE = "fleetwall_set_threshold"
 # One side of a rule: (CIDR or None, set name or None, whether the set match is negated).
 _Side = Tuple[Optional[str], Optional[str], bool]

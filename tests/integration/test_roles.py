@@ -227,12 +227,6 @@ def test_apply_tag_alone_compiles_and_applies_without_persisting(fleet):
     assert (fleet.filter_table("db1", 4) != "", (fleet.root("db1") / "etc/iptables/rules.v4").exists()) == (True, False)
 
 
-def test_skipping_the_persist_tag_applies_without_writing_the_rules_files(fleet):
-    stats = fleet.run("--skip-tags", "fleetwall_persist")
-    assert failures(stats) == [0, 0]
-    assert (fleet.filter_table("db1", 4) != "", (fleet.root("db1") / "etc/iptables/rules.v4").exists()) == (True, False)
-
-
 def test_a_second_run_with_a_watchdog_changes_nothing_and_the_boot_files_equal_the_live_rules(fleet):
     fleet.run("-e", "fleetwall_firewall_rollback_timeout=60")
     stats = fleet.run("-e", "fleetwall_firewall_rollback_timeout=60")

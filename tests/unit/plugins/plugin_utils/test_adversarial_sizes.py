@@ -43,9 +43,10 @@ def test_ten_thousand_host_rules_compile_to_one_iptables_rule_each():
     assert len(input_rules(ruleset)) == 4 + 10000  # the fleet's ssh (office, bastion), ping and web rules, then these
 
 
-def test_a_from_list_of_a_hundred_thousand_addresses():
+def test_a_from_list_of_a_hundred_thousand_addresses_with_sets_off():
     blocklist = ["%d.%d.%d.1" % (11 + index // 65536, index // 256 % 256, index % 256) for index in range(100000)]
-    ruleset = compiled(policy={"all": {"inbound": [FLEET_SSH]}, "web": {"inbound": [{"from": blocklist, "action": "drop"}]}})
+    ruleset = compiled(policy={"all": {"inbound": [FLEET_SSH]}, "web": {"inbound": [{"from": blocklist, "action": "drop"}]}},
+                       host_vars={"web1": {"fleetwall_set_threshold": 0}})
     drops = [rule for rule in input_rules(ruleset) if rule.target == "DROP"]
     assert (len(drops), drops[0].source, drops[-1].source) == (100000, "11.0.0.1/32", "12.134.159.1/32")
 
