@@ -506,14 +506,27 @@ def hand_change(host: str, arguments: list[str]) -> int:
     return subprocess.run(["ip", "netns", "exec", namespace, tool, *arguments], check=False).returncode
 
 
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for its parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def down() -> None:
     """Every process in a lab namespace (sshd and the sessions it forked, the listener) and every lab namespace go."""
+    killed = []
     for namespace in namespaces():
         for pid in run("ip", "netns", "pids", namespace, check=False).stdout.split():
             try:
                 os.kill(int(pid), 9)
+                killed.append(int(pid))
             except ProcessLookupError:
                 pass
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGKILL takes effect asynchronously
     for namespace in namespaces():
         run("ip", "netns", "del", namespace, check=False)
     for pid_file in SSH_DIR.glob("sshd-*.pid") if SSH_DIR.exists() else ():

@@ -30,6 +30,14 @@ def lab(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(LAB + list(arguments), cwd=REPO, capture_output=True, text=True, env=environment, timeout=timeout, check=False)
 
 
+def running(pid: str) -> bool:
+    """Alive, not a zombie that its parent has yet to reap."""
+    try:
+        return Path("/proc", pid, "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def lab_namespaces() -> list:
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
     return [name for name in listing if name.startswith("fwlab-")]
@@ -75,4 +83,4 @@ def test_down_leaves_no_lab_namespace_and_no_lab_process(privileged: None) -> No
     sshd_pids = [pid for namespace in lab_namespaces()
                  for pid in subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()]
     lab("down")
-    assert lab_namespaces() == [] and [pid for pid in sshd_pids if Path("/proc", pid).exists()] == []
+    assert lab_namespaces() == [] and [pid for pid in sshd_pids if running(pid)] == []
