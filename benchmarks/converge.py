@@ -130,7 +130,7 @@ def molecule_environment() -> Dict[str, str]:
     environment = dict(os.environ)
     for line in exports.stdout.splitlines():
         if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
+            name, value = (line[len("export "):].split("=", 1) + [""])[:2]
             environment[name] = shlex.split(value)[0] if value else ""
     return environment
 
@@ -220,7 +220,7 @@ def table(times: Dict[str, Dict[str, List[float]]], hosts: int, repetitions: int
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=6)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write every time as JSON")

@@ -69,7 +69,7 @@ def timed(name: str, work: Path, *arguments: str) -> tuple:
 
 
 def changed_hosts(output: str) -> int:
-    return sum(1 for _, changed, _, _ in RECAP.findall(output) if int(changed))
+    return sum(1 for recap in RECAP.findall(output) if int(recap[1]))
 
 
 def run_size(size: int, work: Path) -> Dict[str, object]:
@@ -87,16 +87,16 @@ def run_size(size: int, work: Path) -> Dict[str, object]:
         sys.exit("fleet: lab.py up failed; see %s" % (work / "up.log"))
     seconds["up"] = time.monotonic() - started
     try:
-        seconds["probe"], _ = timed("probe", work, "probe", inventory, "--json", str(work / "probe.json"))
+        seconds["probe"] = timed("probe", work, "probe", inventory, "--json", str(work / "probe.json"))[0]
         probe = json.loads((work / "probe.json").read_text())
-        seconds["facts"], _ = timed("facts", work, "playbook", inventory, str(work / "facts.yml"))
+        seconds["facts"] = timed("facts", work, "playbook", inventory, str(work / "facts.yml"))[0]
         seconds["site_first"], first = timed("site_first", work, "playbook", inventory, "playbooks/site.yml")
         seconds["site_noop"], noop = timed("site_noop", work, "playbook", inventory, "playbooks/site.yml")
-        seconds["render"], _ = timed("render", work, "playbook", inventory, "playbooks/render.yml",
-                                     "-e", "fleetwall_render_dir=%s" % (work / "rendered"))
-        seconds["verify"], _ = timed("verify", work, "playbook", inventory, "playbooks/verify.yml",
-                                     "-e", "fleetwall_verify_report=%s" % (work / "reachability.html"),
-                                     "-e", "fleetwall_verify_json=%s" % (work / "verification.json"))
+        seconds["render"] = timed("render", work, "playbook", inventory, "playbooks/render.yml",
+                                  "-e", "fleetwall_render_dir=%s" % (work / "rendered"))[0]
+        seconds["verify"] = timed("verify", work, "playbook", inventory, "playbooks/verify.yml",
+                                  "-e", "fleetwall_verify_report=%s" % (work / "reachability.html"),
+                                  "-e", "fleetwall_verify_json=%s" % (work / "verification.json"))[0]
     finally:
         lab("down")
     verification = json.loads((work / "verification.json").read_text())

@@ -83,12 +83,20 @@ Subsystem sftp internal-sftp
 # monitoring 4 and 25 hosts in no group, plus bastion1. A group's hosts are
 # numbered from 1 and get HOST_BASE + n as the last number of both addresses,
 # so the first hosts of each group have the addresses they have in examples/lab.
-SCALED_GROUPS = (  # (group or None for no group, host name, share of the hosts after the bastion, third octet, first host)
-    ("web", "web", 40, 1, 11),
-    ("cache", "cache", 20, 3, 31),
-    ("db", "db", 10, 2, 21),
-    ("monitoring", "mon", 4, 4, 41),
-    (None, "node", 25, 5, 101),
+class ScaledGroup(NamedTuple):
+    group: str | None  # None: hosts in no group
+    name: str  # host name stem
+    share: int  # of the hosts after the bastion
+    octet: int  # third octet of the addresses
+    first: int  # number of the first host
+
+
+SCALED_GROUPS = (
+    ScaledGroup("web", "web", 40, 1, 11),
+    ScaledGroup("cache", "cache", 20, 3, 31),
+    ScaledGroup("db", "db", 10, 2, 21),
+    ScaledGroup("monitoring", "mon", 4, 4, 41),
+    ScaledGroup(None, "node", 25, 5, 101),
 )
 OVERFLOW = "neighbor table overflow"
 
@@ -221,9 +229,9 @@ def scaled_counts(size: int) -> list[int]:
     others = size - 1
     if others < len(SCALED_GROUPS):
         sys.exit(f"lab: a scaled lab needs at least {len(SCALED_GROUPS) + 1} hosts, got {size}")
-    total = sum(share for _, _, share, _, _ in SCALED_GROUPS)
-    counts = [max(1, others * share // total) for _, _, share, _, _ in SCALED_GROUPS]
-    by_remainder = sorted(range(len(counts)), key=lambda i: -(others * SCALED_GROUPS[i][2] % total))
+    total = sum(scaled.share for scaled in SCALED_GROUPS)
+    counts = [max(1, others * scaled.share // total) for scaled in SCALED_GROUPS]
+    by_remainder = sorted(range(len(counts)), key=lambda i: -(others * SCALED_GROUPS[i].share % total))
     for index in (by_remainder * others)[: others - sum(counts)]:
         counts[index] += 1
     while sum(counts) > others:  # the one-host minimum took more than the shares left
@@ -242,7 +250,8 @@ def write_inventory(size: int, directory: Path) -> None:
         "  hosts:",
     ]
     ungrouped, children = [], []
-    for (group, name, _, octet, first), count in zip(SCALED_GROUPS, counts):
+    for scaled, count in zip(SCALED_GROUPS, counts):
+        group, name, octet, first = scaled.group, scaled.name, scaled.octet, scaled.first
         hosts = [
             f"{'    ' if group is None else '        '}{name}{n}: "
             f"{{fleetwall_host_addresses: [10.0.{octet}.{first - 1 + n}, \"fd00::{octet}:{first - 1 + n}\"]}}"
@@ -259,7 +268,7 @@ def write_inventory(size: int, directory: Path) -> None:
     shutil.rmtree(directory / "group_vars", ignore_errors=True)
     shutil.copytree(EXAMPLE / "group_vars", directory / "group_vars")
     print(f"lab: wrote {directory / 'inventory.yml'}: {size} hosts, "
-          + ", ".join(f"{group or 'no group'} {count}" for (group, *_), count in zip(SCALED_GROUPS, counts)) + ", bastion 1")
+          + ", ".join(f"{scaled.group or 'no group'} {count}" for scaled, count in zip(SCALED_GROUPS, counts)) + ", bastion 1")
 
 
 # ---------------------------------------------------------------- up
@@ -442,7 +451,7 @@ def probe_matrix(hosts: dict[str, list[str]]) -> list[tuple[str, str, str, str, 
     def probe_from(source: str) -> list[tuple[str, str, str, str, str]]:
         cases = [(source, target, service, address) for target in targets if target != source
                  for service in PORTS for address in hosts[target]]
-        probes = [[address, PORTS[service]] for _, _, service, address in cases]
+        probes = [[case[3], PORTS[case[2]]] for case in cases]
         outcomes = json.loads(in_namespace(PREFIX + source, sys.executable, "-c", PROBER, input_text=json.dumps(probes)).stdout)
         return [case + (outcome,) for case, outcome in zip(cases, outcomes)]
 

@@ -46,7 +46,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
 
 GUARDIAN_SOURCE = r'''
 import json, os, subprocess, sys, time

@@ -382,6 +382,8 @@ def persist_only(module):
     """apply=false: write the boot files of the compiled ruleset; the live state is not read."""
     if EARLY_READS is not None:
         EARLY_READS.cancel()
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.transport import ruleset_from_dict
+
     try:
         ruleset = ruleset_from_dict(module.params["ruleset"])
     except ValueError as exc:

@@ -112,8 +112,8 @@ def _parse_entry(kind, data, path, problems, read_addresses, read_interface, rea
         if not isinstance(data["local"], bool):
             problems.add(path + ".local", "local must be true or false, got %r" % (data["local"],))
         fields["local"] = data["local"] is True
-    if len(problems.messages) != start or any(fields.get(key) is None for key in ("sources", "destinations", "backend")
-                                               if key in fields):
+    unresolved = [key for key in ("sources", "destinations", "backend") if key in fields and fields[key] is None]
+    if len(problems.messages) != start or unresolved:
         return None
     return NatEntry(**fields)
 

@@ -20,7 +20,6 @@ from ansible_collections.fleetwall.iptables.tests.integration.lab import (
     Sender,
     build_lab,
     install,
-    read_counters,
     wait_until_quiet,
 )
 from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory

@@ -28,7 +28,7 @@ def compiled(entries: List[Dict[str, Any]], host: str = "web1"):
 
 def lines(entries: List[Dict[str, Any]], family: int = 4, table: str = "nat") -> List[str]:
     text = render_family(compiled(entries).family(family))
-    section = text.split("*nat\n")[1] if table == "nat" else text.split("*nat\n")[0]
+    section = text.partition("*nat\n")[2 if table == "nat" else 0]
     return [line for line in section.splitlines() if "fleetwall_host_rules.nat" in line]
 
 
