@@ -79,6 +79,8 @@ StrictModes no
 MaxStartups 100:30:200
 Subsystem sftp internal-sftp
 """
+
+
 # The groups of examples/lab scaled up: at 100 hosts, web 40, cache 20, db 10,
 # monitoring 4 and 25 hosts in no group, plus bastion1. A group's hosts are
 # numbered from 1 and get HOST_BASE + n as the last number of both addresses,

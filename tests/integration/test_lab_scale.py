@@ -25,6 +25,10 @@ SIZE = 24
 PORTS = 6  # ssh, http, https, postgres, redis, node-exporter
 
 
+def namespace_pids(namespace: str) -> list:
+    return subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False).stdout.split()
+
+
 def lab(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
     environment = dict(os.environ, ANSIBLE_NOCOLOR="1")
     return subprocess.run(LAB + list(arguments), cwd=REPO, capture_output=True, text=True, env=environment, timeout=timeout, check=False)
@@ -80,8 +84,6 @@ def test_a_host_holds_one_permanent_neighbour_per_family_the_router(probed: Dict
 def test_down_leaves_no_lab_namespace_and_no_lab_process(privileged: None) -> None:
     up = lab("up", "examples/lab")
     assert up.returncode == 0, up.stdout + up.stderr
-    sshd_pids = [pid for namespace in lab_namespaces()
-                 for pid in subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True,
-                                              check=False).stdout.split()]
+    sshd_pids = [pid for namespace in lab_namespaces() for pid in namespace_pids(namespace)]
     lab("down")
     assert lab_namespaces() == [] and [pid for pid in sshd_pids if running(pid)] == []

@@ -1,7 +1,10 @@
 """playbooks/verify.yml against the lab of `make demo`: six namespace hosts with sshd, IPv4 and IPv6.
 
-The lab is rolled out with playbooks/site.yml over SSH from the bastion, then
-verified: every probe must agree with the policy. Then an operator changes
+The lab is rolled out with playbooks/site.yml over SSH from the bastion, with
+every address list of more than one address per family as an ipset set
+(`fleetwall_set_threshold=1`), then verified by a verify.yml whose model is
+compiled without that setting, from plain rules: every probe must agree with
+the policy, so the sets let through exactly what the rules they replace would. Then an operator changes
 rules by hand on two hosts, and verify.yml must fail, naming each pair and
 service that no longer does what the policy says, and nothing else.
 """
@@ -45,7 +48,8 @@ def fixture_lab_up(privileged: None) -> Iterator[None]:
     up = lab("up", INVENTORY)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        rollout = lab("playbook", INVENTORY, "playbooks/site.yml", "-e", "fleetwall_batch_size=3")
+        rollout = lab("playbook", INVENTORY, "playbooks/site.yml", "-e", "fleetwall_batch_size=3",
+                      "-e", "fleetwall_set_threshold=1")
         assert rollout.returncode == 0, rollout.stdout[-4000:] + rollout.stderr[-2000:]
         yield
     finally:
@@ -79,6 +83,11 @@ def test_a_correct_rollout_verifies(lab_up: None, tmp_path: Path) -> None:
     html = report.read_text()
     assert html.startswith("<!DOCTYPE html>") and "web1" in html and "postgres" in html
     assert "Recap" not in completed.stdout or "failed=0" in completed.stdout
+
+
+def test_the_rollout_matches_group_references_through_ipset_sets(lab_up: None) -> None:
+    rules = lab("iptables", "db1", "-S", "INPUT")
+    assert "--match-set fw4-g:web src" in rules.stdout, rules.stdout
 
 
 def test_a_hand_change_fails_verification_naming_pair_and_service(lab_up: None, tmp_path: Path) -> None:
