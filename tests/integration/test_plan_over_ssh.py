@@ -27,7 +27,7 @@ from ansible_collections.fleetwall.iptables.tests.integration.test_ssh_end_to_en
 
 # Fixtures of test_ssh_end_to_end.py, used here by name.
 SSH_FIXTURES = (make_controller, ssh_lab)
-APPLY_TASK = "Apply the rulesets, with a rollback watchdog until they are confirmed"
+APPLY_TASK = "Apply the rulesets (with a rollback watchdog until they are confirmed) and write the boot files"
 
 
 def applied(run: Any) -> Dict[str, Any]:
