@@ -19,7 +19,8 @@ import sys
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import TERMINAL_TARGETS, FamilyRuleset
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import TERMINAL_TARGETS, FamilyRuleset, HostRuleset
+from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import plan_sets
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family, render_rule
 from ansible_collections.fleetwall.iptables.tests.integration.netns import (
     Link,
@@ -57,8 +58,25 @@ def build_lab(client: Namespace, server: Namespace, client_addresses: Sequence[s
     return Lab(client, server, client_link, server_link, tuple(client_addresses), tuple(server_addresses))
 
 
+def load_sets(namespace: Namespace, ruleset: HostRuleset | FamilyRuleset) -> str:
+    """The ruleset module's first set phase: the ruleset's new and changed sets, which must exist before its rules
+    are restored; returns the input that destroys the sets no rule uses any more, for after the rules (of both
+    families: for a FamilyRuleset it destroys the other family's sets too)."""
+    wanted = list(ruleset.sets) if isinstance(ruleset, FamilyRuleset) else list(ruleset.ipv4.sets) + list(ruleset.ipv6.sets)
+    sets = plan_sets(wanted, namespace.iptables_command(["ipset", "save"]).stdout)
+    if sets.prepare + sets.update:
+        namespace.iptables_command(["ipset", "-exist", "restore"], stdin=sets.prepare + sets.update)
+    return sets.cleanup
+
+
+def drop_unused_sets(namespace: Namespace, cleanup: str) -> None:
+    if cleanup:
+        namespace.iptables_command(["ipset", "restore"], stdin=cleanup)
+
+
 def install(lab: Lab, family_ruleset: FamilyRuleset) -> None:
-    """Restore the ruleset on the server and check that the kernel holds exactly it."""
+    """Restore the ruleset (its sets first) on the server and check that the kernel holds exactly it."""
+    load_sets(lab.server, family_ruleset)
     text = render_family(family_ruleset)
     lab.server.restore(family_ruleset.family, text)
     saved = canonical_text(lab.server.save(family_ruleset.family))

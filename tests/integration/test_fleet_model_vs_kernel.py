@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import HostRuleset
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
-from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import plan_sets
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import render_family
+from ansible_collections.fleetwall.iptables.tests.integration.lab import drop_unused_sets, load_sets
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace, add_addresses, veth_pair
 from ansible_collections.fleetwall.iptables.tests.integration.policies import (
     BUILTIN_SERVICE_NAMES,
@@ -156,14 +156,10 @@ def probe_from(namespace: Namespace, targets: List[Dict[str, Any]], workdir: Pat
 
 def install(namespace: Namespace, ruleset: HostRuleset) -> None:
     """The ruleset module's order: new and changed sets, the rules of both families, then the sets no rule uses."""
-    sets = plan_sets(list(ruleset.ipv4.sets) + list(ruleset.ipv6.sets),
-                     namespace.iptables_command(["ipset", "save"]).stdout)
-    if sets.prepare + sets.update:
-        namespace.iptables_command(["ipset", "-exist", "restore"], stdin=sets.prepare + sets.update)
+    cleanup = load_sets(namespace, ruleset)
     namespace.restore(4, render_family(ruleset.ipv4))
     namespace.restore(6, render_family(ruleset.ipv6))
-    if sets.cleanup:
-        namespace.iptables_command(["ipset", "restore"], stdin=sets.cleanup)
+    drop_unused_sets(namespace, cleanup)
 
 
 def verify(fleet: Dict[str, Namespace], example: Dict[str, Any], workdir: Path) -> Dict[str, Any]:

@@ -18,6 +18,7 @@ from hypothesis import assume, given, note, settings
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import table_text
+from ansible_collections.fleetwall.iptables.tests.integration.lab import drop_unused_sets, load_sets
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
 from ansible_collections.fleetwall.iptables.tests.integration.policies import CORPUS, describe, fleet_kwargs, fleets
@@ -59,8 +60,10 @@ def assert_round_trip(namespace: Namespace, host: str, family: int, rendered: st
 def check_fleet(namespace: Namespace, kwargs: Dict[str, Any]) -> int:
     rulesets = compile_fleet(kwargs)
     for host, ruleset in rulesets.items():
+        cleanup = load_sets(namespace, ruleset)
         for family in (4, 6):
             assert_round_trip(namespace, host, family, render_family(ruleset.family(family)))
+        drop_unused_sets(namespace, cleanup)
     return len(rulesets)
 
 
@@ -79,8 +82,10 @@ def test_generated_policy_round_trips_through_iptables_save(namespace: Namespace
     rulesets = compile_fleet(kwargs)
     assume(all(rule_count(ruleset.family(family)) <= MAX_RULES_PER_FAMILY for ruleset in rulesets.values() for family in (4, 6)))
     for host, ruleset in rulesets.items():
+        cleanup = load_sets(namespace, ruleset)
         for family in (4, 6):
             assert_round_trip(namespace, host, family, render_family(ruleset.family(family)))
+        drop_unused_sets(namespace, cleanup)
 
 
 def test_restore_over_an_old_ruleset_equals_a_fresh_restore(make_namespace) -> None:
@@ -103,8 +108,10 @@ def test_restore_test_mode_accepts_every_corpus_ruleset(namespace: Namespace) ->
     """`iptables-restore --test`, which the apply module runs first, agrees with a real restore."""
     for kwargs in CORPUS.values():
         for ruleset in compile_fleet(kwargs).values():
+            cleanup = load_sets(namespace, ruleset)  # the module, too, makes the sets before it tests the rules
             for family in (4, 6):
                 namespace.restore(family, render_family(ruleset.family(family)), test=True)
+            drop_unused_sets(namespace, cleanup)
 
 
 def test_a_comment_longer_than_the_kernel_keeps_is_refused_or_round_trips(namespace: Namespace) -> None:
@@ -118,8 +125,10 @@ def test_a_comment_longer_than_the_kernel_keeps_is_refused_or_round_trips(namesp
     except PolicyError:
         return  # refused before touching a host: fine too
     for host, ruleset in rulesets.items():
+        cleanup = load_sets(namespace, ruleset)
         for family in (4, 6):
             assert_round_trip(namespace, host, family, render_family(ruleset.family(family)))
+        drop_unused_sets(namespace, cleanup)
 
 
 # Text the policy refuses (quotes, backslashes, apostrophes) can still reach render() from a hand-built IR:
