@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import TERMINAL_TARGETS, FamilyRuleset, HostRuleset
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import plan_sets
 from ansible_collections.fleetwall.iptables.plugins.module_utils.render import canonical_text, render_family, render_rule
@@ -59,11 +60,16 @@ def build_lab(client: Namespace, server: Namespace, client_addresses: Sequence[s
 
 
 def load_sets(namespace: Namespace, ruleset: HostRuleset | FamilyRuleset) -> str:
-    """The ruleset module's first set phase: the ruleset's new and changed sets, which must exist before its rules
-    are restored; returns the input that destroys the sets no rule uses any more, for after the rules (of both
-    families: for a FamilyRuleset it destroys the other family's sets too)."""
+    """load_address_sets for the sets of a ruleset (of both families for a HostRuleset; for a FamilyRuleset the
+    returned input destroys the other family's sets too)."""
     wanted = list(ruleset.sets) if isinstance(ruleset, FamilyRuleset) else list(ruleset.ipv4.sets) + list(ruleset.ipv6.sets)
-    sets = plan_sets(wanted, namespace.iptables_command(["ipset", "save"]).stdout)
+    return load_address_sets(namespace, wanted)
+
+
+def load_address_sets(namespace: Namespace, wanted: Sequence[AddressSet]) -> str:
+    """The ruleset module's first set phase: new and changed sets, which must exist before the rules that match
+    them are restored; returns the input that destroys the sets no rule uses any more, for after the rules."""
+    sets = plan_sets(list(wanted), namespace.iptables_command(["ipset", "save"]).stdout)
     if sets.prepare + sets.update:
         namespace.iptables_command(["ipset", "-exist", "restore"], stdin=sets.prepare + sets.update)
     return sets.cleanup

@@ -16,7 +16,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import A
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import plan_sets
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Chain, FamilyRuleset, Rule, Table
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, simulate
-from ansible_collections.fleetwall.iptables.tests.integration.lab import SERVER_IF, Lab, Sender, build_lab, kernel_decision
+from ansible_collections.fleetwall.iptables.tests.integration.lab import SERVER_IF, Lab, Sender, build_lab, kernel_decision, load_address_sets
 from ansible_collections.fleetwall.iptables.tests.integration.lab import install as install_rules
 from ansible_collections.fleetwall.iptables.tests.integration.netns import Namespace
 
@@ -87,13 +87,6 @@ def ipset(namespace: Namespace, argv: List[str], stdin: str = "") -> str:
     return namespace.iptables_command(["ipset"] + argv, stdin=stdin or None).stdout
 
 
-def converge_sets(namespace: Namespace, desired: List[AddressSet]) -> None:
-    """The ruleset module's set phases before the rules: new sets, then changed ones swapped in."""
-    plan = plan_sets(desired, ipset(namespace, ["save"]))
-    if plan.prepare + plan.update:
-        ipset(namespace, ["-exist", "restore"], plan.prepare + plan.update)
-
-
 def serve_echo_lab(make_namespace) -> Iterator[Lab]:
     """The two-namespace lab with an echo server on PORT at both SERVERS addresses (for `yield from` in fixtures)."""
     client, server = make_namespace(), make_namespace()
@@ -116,7 +109,7 @@ def lab(make_namespace) -> Iterator[Lab]:
 
 
 def install(lab_: Lab, family: int, address_set_: AddressSet) -> None:
-    converge_sets(lab_.server, [address_set_])
+    load_address_sets(lab_.server, [address_set_])
     lab_.server.restore(family, server_rules(family))
 
 
@@ -147,13 +140,13 @@ class HeldConnection:
 @pytest.mark.parametrize("family", [4, 6])
 def test_sets_written_by_restore_script_read_back_as_the_same_canonical_text(namespace: Namespace, family: int) -> None:
     wanted = web_set(family, MEMBERS[family] + ["10.9.0.0/16" if family == 4 else "fd09::/32"], EXCEPTIONS[family])
-    converge_sets(namespace, [wanted])
+    load_address_sets(namespace, [wanted])
     assert canonical_text(parse_save(ipset(namespace, ["save"])).values()) == canonical_text([wanted])
 
 
 def test_a_hundred_thousand_address_blocklist_loads_into_one_set(namespace: Namespace) -> None:
     blocklist = ["10.%d.%d.%d/32" % (index >> 16, (index >> 8) & 255, index & 255) for index in range(100_000)]
-    converge_sets(namespace, [address_set("fw4-blocklist", 4, blocklist)])
+    load_address_sets(namespace, [address_set("fw4-blocklist", 4, blocklist)])
     assert "Number of entries: 100000" in ipset(namespace, ["list", "-terse", "fw4-blocklist"])
 
 
@@ -171,7 +164,7 @@ def test_a_swapped_in_update_changes_who_gets_in_and_keeps_an_open_connection(la
     try:
         assert held.first_line == "connected"
         # The first client leaves the set, the outsider joins it: one swap under the live rule.
-        converge_sets(lab.server, [web_set(family, [CLIENTS[family][2], CLIENTS[family][3]], [])])
+        load_address_sets(lab.server, [web_set(family, [CLIENTS[family][2], CLIENTS[family][3]], [])])
         observed: Dict[str, object] = {
             "open connection": held.echo(),
             "new from old member": connects(lab, family, CLIENTS[family][0]),
@@ -184,12 +177,12 @@ def test_a_swapped_in_update_changes_who_gets_in_and_keeps_an_open_connection(la
 
 def test_a_set_a_rule_still_uses_is_not_destroyed_by_an_update(lab: Lab) -> None:
     install(lab, 4, web_set(4, MEMBERS[4], EXCEPTIONS[4]))
-    converge_sets(lab.server, [web_set(4, ["10.1.0.9/32"], [])])
+    load_address_sets(lab.server, [web_set(4, ["10.1.0.9/32"], [])])
     assert sorted(parse_save(ipset(lab.server, ["save"]))) == [SET_NAME[4]]
 
 
 def test_a_stale_set_is_destroyed_once_no_rule_uses_it(namespace: Namespace) -> None:
-    converge_sets(namespace, [web_set(4, MEMBERS[4], []), address_set("fw4-old", 4, ["10.8.0.0/16"])])
+    load_address_sets(namespace, [web_set(4, MEMBERS[4], []), address_set("fw4-old", 4, ["10.8.0.0/16"])])
     ipset(namespace, ["create", "f2b-sshd", "hash:ip"])
     plan = plan_sets([web_set(4, MEMBERS[4], [])], ipset(namespace, ["save"]))
     ipset(namespace, ["-exist", "restore"], plan.cleanup)
@@ -199,7 +192,7 @@ def test_a_stale_set_is_destroyed_once_no_rule_uses_it(namespace: Namespace) -> 
 @pytest.mark.parametrize("steps_done", [0, 1, 2, 3], ids=["nothing", "prepared", "updated", "cleaned up"])
 def test_the_rollback_restores_the_previous_sets_from_any_step_of_a_run(namespace: Namespace, steps_done: int) -> None:
     previous = [web_set(4, MEMBERS[4], EXCEPTIONS[4]), address_set("fw4-old", 4, ["10.8.0.0/16"])]
-    converge_sets(namespace, previous)
+    load_address_sets(namespace, previous)
     saved_before = ipset(namespace, ["save"])
     plan = plan_sets([web_set(4, ["10.1.0.9/32"], []), address_set("fw4-new", 4, ["10.7.0.0/16"])], saved_before)
     for text in (plan.prepare, plan.update, plan.cleanup)[:steps_done]:
@@ -238,7 +231,7 @@ def test_the_simulator_decides_set_backed_rules_as_the_kernel_does(make_namespac
     client, server = make_namespace(), make_namespace()
     sim_lab = build_lab(client, server, SIM_CLIENTS[family], [SIM_SERVER[family]])
     ruleset = sim_ruleset(family)
-    converge_sets(sim_lab.server, list(ruleset.sets))
+    load_address_sets(sim_lab.server, list(ruleset.sets))
     install_rules(sim_lab, ruleset)
     sender = Sender(sim_lab.client)
     disagreements = []
