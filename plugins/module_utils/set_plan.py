@@ -40,6 +40,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import (
     AddressSet,
     canonical_text,
     create_line,
+    is_fleetwall_set,
     member_changes,
     member_lines,
     parse_save,
@@ -128,11 +129,31 @@ def sets_unchanged(received, live_saved):
     wanted = received if received is not None else ""
     if not isinstance(wanted, str):
         return False
+    if sorted(_save_lines(live_saved or "")) == sorted(wanted.splitlines()):
+        return True  # the same lines: no need to read every member as an address
     try:
         live = parse_save(live_saved or "")
     except ValueError:
         return False
     return canonical_text(live.values()) == wanted
+
+
+def _save_lines(text):
+    # type: (str) -> List[str]
+    """fleetwall's lines of ``ipset save`` text as canonical_text writes them, in the kernel's order.
+
+    A create line keeps only family and maxelem; a create line whose options are not all
+    ``KEY VALUE`` pairs comes out different, so the caller falls back to reading the sets."""
+    lines = []  # type: List[str]
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not is_fleetwall_set(fields[1]):
+            continue
+        if fields[0] == "create":
+            options = dict(zip(fields[3::2], fields[4::2]))
+            fields = fields[:3] + ["family", options.get("family", "?"), "maxelem", options.get("maxelem", "?")]
+        lines.append(" ".join(fields))
+    return lines
 
 
 def set_diff_entry(plan):

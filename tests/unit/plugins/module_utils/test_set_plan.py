@@ -91,6 +91,11 @@ def test_the_fast_path_sees_live_sets_equal_to_the_received_text_as_unchanged() 
     assert sets_unchanged(canonical_text([web(), address_set("fw4-old", 4, ["10.8.0.0/16"])]), SAVED) is True
 
 
+def test_the_fast_path_reads_sets_whose_create_line_it_cannot_shortcut_and_still_sees_them_unchanged() -> None:
+    saved = SAVED.replace("maxelem 65536 bucketsize 12 initval 0x227cfcc0", "maxelem 65536 counters bucketsize 12")
+    assert sets_unchanged(canonical_text([web(), address_set("fw4-old", 4, ["10.8.0.0/16"])]), saved) is True
+
+
 def test_the_fast_path_sees_a_membership_change() -> None:
     assert sets_unchanged(canonical_text([web("10.0.0.0/24"), address_set("fw4-old", 4, ["10.8.0.0/16"])]), SAVED) is False
 
