@@ -54,7 +54,7 @@ class Packet(NamedTuple):
     @property
     def family(self):
         # type: () -> int
-        return ipaddress.ip_address(self.source).version
+        return _address(self.source).version
 
 
 class Verdict(NamedTuple):
@@ -72,8 +72,20 @@ class Verdict(NamedTuple):
 
 
 _NETWORKS = {}  # type: Dict[str, Any]
+_ADDRESSES = {}  # type: Dict[str, Any]
 # Keyed by id() and holding the ruleset, so an id is never reused while its entry lives.
 _SET_INDEXES = {}  # type: Dict[int, Tuple[FamilyRuleset, Dict[str, SetIndex]]]
+
+
+def _address(text):
+    # type: (str) -> Any
+    # A reachability model simulates every packet several times (each way, each reply), each against
+    # every rule: parsing the same few addresses again would be half of its time.
+    address = _ADDRESSES.get(text)
+    if address is None:
+        address = ipaddress.ip_address(text)
+        _ADDRESSES[text] = address
+    return address
 
 
 def _network(cidr):
@@ -148,7 +160,7 @@ def _icmp_matches(rule, packet):
 
 def rule_matches(rule, packet, sets=None):
     # type: (Rule, Packet, Optional[Mapping[str, SetIndex]]) -> bool
-    source, destination = ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination)
+    source, destination = _address(packet.source), _address(packet.destination)
     return _rule_matches(rule, packet, source, destination, sets)
 
 
@@ -251,7 +263,7 @@ def translate(family_ruleset, packet):
     if not nat or packet.translated or packet.chain not in ("INPUT", "FORWARD"):
         return packet, None
     arriving = packet._replace(out_interface=None)  # PREROUTING comes before the routing decision
-    source, destination = ipaddress.ip_address(packet.source), ipaddress.ip_address(packet.destination)
+    source, destination = _address(packet.source), _address(packet.destination)
     for rule in nat[0].chain("PREROUTING").rules:
         if rule.target not in ("DNAT", "REDIRECT") or not _rule_matches(rule, arriving, source, destination, {}):
             continue
@@ -261,7 +273,7 @@ def translate(family_ruleset, packet):
             return packet._replace(chain="INPUT", destination_port=port, translated=True), text
         address, port_text = _split_destination(rule.to_destination or "")
         port = _translated_port(port_text, packet.destination_port)
-        if ipaddress.ip_address(address) == destination and port == packet.destination_port:
+        if _address(address) == destination and port == packet.destination_port:
             return packet, None  # the kernel changes nothing, so conntrack records no DNAT
         return packet._replace(chain="FORWARD", destination=address, destination_port=port, translated=True), text
     return packet, None
@@ -286,8 +298,8 @@ def simulate(family_ruleset, packet, table="filter"):
         raise ValueError("the IPv%d ruleset has no %s chain" % (family_ruleset.family, packet.chain))
     logged = []  # type: List[str]
     rate_dependent = []  # type: List[str]
-    source = ipaddress.ip_address(packet.source)
-    destination = ipaddress.ip_address(packet.destination)
+    source = _address(packet.source)
+    destination = _address(packet.destination)
     sets = set_indexes(family_ruleset)
 
     def walk(chain_name, depth):
