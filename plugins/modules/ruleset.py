@@ -310,7 +310,13 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run impor
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_tools import HostTools, run
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError, canonical_text
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import render_desired
-from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import LockoutRefusal, not_checked
+from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
+    LockoutRefusal,
+    check_lockout,
+    interface_of,
+    not_checked,
+    parse_ssh_connection,
+)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
     NO_SETS,
     plan_sets,
@@ -320,7 +326,8 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import
 )
 
 # A run that changes nothing needs neither the parser, the simulator, the guardian nor the boot files:
-# those are imported where they are used (on a target, every imported file is compiled from source).
+# those are imported where they are used (transport, boot_writer, guardian here; the simulator by lockout),
+# since on a target every file a module imports is compiled from source on every run.
 
 ARGUMENT_SPEC = dict(
     ruleset=dict(type="dict"),
@@ -454,12 +461,6 @@ def lockout_check(module, ruleset, changed):
     value = params["ssh_connection"] or os.environ.get("SSH_CONNECTION")
     if not value:
         return not_checked("not connected over SSH")
-    from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
-        check_lockout,
-        interface_of,
-        parse_ssh_connection,
-    )
-
     try:
         connection = parse_ssh_connection(value)
     except ValueError as exc:
