@@ -26,18 +26,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import FamilyPlan
-from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import (
-    Guardian,
-    RollbackStep,
-    Watchdog,
-    prune_backups,
-)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import canonical_text, parse_save
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import live_projection, unified_diff
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import NO_SETS, SetPlan
+
+if TYPE_CHECKING:  # the module imports this on every run; the guardian only when something changes
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian, RollbackStep, Watchdog
 
 
 class Tools:
@@ -150,6 +147,8 @@ def ipset_step(tools, text, what):
 def guard(plans, tools, settings, sets):
     # type: (Sequence[FamilyPlan], Tools, ApplySettings, SetPlan) -> Tuple[Watchdog, Guardian, Dict[str, str]]
     """Back up the previous rules and sets and start the guardian that can put them back."""
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Watchdog
+
     watchdog = Watchdog.create(settings.backup_dir)
     backups = {}  # type: Dict[str, str]
     steps = []  # type: List[RollbackStep]
@@ -185,6 +184,8 @@ def apply_plans(plans, tools, settings, sets=NO_SETS):
         outcome["watchdog"] = {"token": watchdog.token, "timeout": settings.rollback_timeout, "pid": guardian.pid}
     else:
         watchdog.stand_down()
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import prune_backups
+
     prune_backups(settings.backup_dir, settings.backup_keep)
     return outcome
 

@@ -17,11 +17,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import atexit
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan import FAMILIES, other_backend_refusal
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, Tools
-from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads import (  # noqa: F401, run is re-exported
     Completed,
     EarlyReads,
@@ -31,6 +30,9 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.host_reads impo
     run_together,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import has_rules
+
+if TYPE_CHECKING:  # imported when a run changes something (start_guardian)
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
 
 
 class HostState(NamedTuple):
@@ -167,4 +169,6 @@ class HostTools(Tools):
 
     def start_guardian(self, config):
         # type: (Dict[str, Any]) -> Guardian
+        from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import Guardian
+
         return Guardian.start(config)

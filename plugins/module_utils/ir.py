@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet
 
@@ -83,6 +83,15 @@ def is_rate_dependent(rule):
     return bool(rule.limit or rule.hashlimit or rule.connlimit)
 
 
+def _named(items, name):
+    # type: (Tuple[Any, ...], str) -> Any
+    """The first of `items` called `name`; KeyError when none is."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
 class Chain(NamedTuple):
     name: str
     policy: Optional[str]
@@ -95,10 +104,7 @@ class Table(NamedTuple):
 
     def chain(self, name):
         # type: (str) -> Chain
-        for chain in self.chains:
-            if chain.name == name:
-                return chain
-        raise KeyError(name)
+        return _named(self.chains, name)
 
 
 class FamilyRuleset(NamedTuple):
@@ -109,10 +115,7 @@ class FamilyRuleset(NamedTuple):
 
     def table(self, name):
         # type: (str) -> Table
-        for table in self.tables:
-            if table.name == name:
-                return table
-        raise KeyError(name)
+        return _named(self.tables, name)
 
 
 class HostRuleset(NamedTuple):

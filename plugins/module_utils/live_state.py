@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import difflib
 import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -137,6 +136,8 @@ def rule_counts(before, after):
     new = [line for line in after.splitlines() if line.startswith("-A ")]
     if not old or not new:
         return len(new), len(old)  # a first run (or a flush) needs no diff of thousands of rules
+    import difflib  # only when rules change (a run that changes nothing does not import it)
+
     added = removed = 0
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
         if tag in ("replace", "delete"):
@@ -148,6 +149,8 @@ def rule_counts(before, after):
 
 def unified_diff(before, after, label):
     # type: (str, str, str) -> str
+    import difflib
+
     return "".join(
         difflib.unified_diff(
             before.splitlines(True), after.splitlines(True), fromfile=label + " (live)", tofile=label + " (policy)"

@@ -23,10 +23,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset
-from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict, simulate
+
+if TYPE_CHECKING:  # a run that changes nothing checks nothing: the simulator is imported when a check runs
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict
 
 
 class SshConnection(NamedTuple):
@@ -45,12 +47,12 @@ class SshConnection(NamedTuple):
 
 class Leg(NamedTuple):
     name: str  # what the message calls it
-    packet: Packet
+    packet: "Packet"
 
 
 class LegResult(NamedTuple):
     leg: Leg
-    verdict: Verdict
+    verdict: "Verdict"
 
     @property
     def decided_by(self):
@@ -97,6 +99,8 @@ def interface_of(address, ip_addr_text):
 def conversation(connection, interface):
     # type: (SshConnection, Optional[str]) -> Tuple[Leg, ...]
     """The packets an SSH conversation needs the host to let through, in the order they travel."""
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet
+
     inbound = dict(
         chain="INPUT", source=connection.client, destination=connection.server, protocol="tcp",
         source_port=connection.client_port, destination_port=connection.port, in_interface=interface,
@@ -117,6 +121,8 @@ def conversation(connection, interface):
 
 def walk_conversation(family_ruleset, legs):
     # type: (FamilyRuleset, Tuple[Leg, ...]) -> List[LegResult]
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import simulate
+
     return [LegResult(leg, simulate(family_ruleset, leg.packet)) for leg in legs]
 
 

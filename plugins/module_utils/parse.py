@@ -43,6 +43,8 @@ _MATCH_OPTIONS = {
     "limit": {"--limit": "limit", "--limit-burst": "limit_burst"},
     "comment": {"--comment": "comment"},
 }
+# Options outside any match that take their value as it is, and the Rule field each fills.
+_RULE_OPTIONS = {"-s": "source", "-d": "destination", "-p": "protocol"}
 # The options of the rate matches as render writes them, and the HashLimit / ConnLimit field each fills.
 _RATE_OPTIONS = {
     "hashlimit": {
@@ -82,16 +84,11 @@ def split_rule(line):
         return _words(line)
     if plain:
         parts = line.split('"')
-        balanced = len(parts) % 2 == 1
-        last = len(parts) - 2
-        if balanced and all(
-            (parts[index - 1].endswith(" ") or index == 1 and not parts[0])
-            and (parts[index + 1].startswith(" ") or index == last and not parts[-1])
-            for index in range(1, len(parts), 2)
-        ):
-            tokens = []  # type: List[str]
-            for index, part in enumerate(parts):
-                tokens.extend([part] if index % 2 else _words(part))
+        if len(parts) % 2 == 1 and _quotes_hold_whole_words(parts):
+            tokens = _words(parts[0])
+            for index in range(1, len(parts), 2):
+                tokens.append(parts[index])
+                tokens.extend(_words(parts[index + 1]))
             return tokens
     try:
         return shlex.split(line)
@@ -99,10 +96,23 @@ def split_rule(line):
         raise RulesetTextError("cannot split %r: %s" % (line, exc))
 
 
+def _quotes_hold_whole_words(parts):
+    # type: (List[str]) -> bool
+    """Whether each quoted part of line.split('"') stands as a word of its own: a space (or the line's
+    start or end) on both sides, so that shlex would read it as one token."""
+    last = len(parts) - 2
+    for index in range(1, len(parts), 2):
+        if not (parts[index - 1].endswith(" ") or index == 1 and not parts[0]):
+            return False
+        if not (parts[index + 1].startswith(" ") or index == last and not parts[-1]):
+            return False
+    return True
+
+
 def _words(text):
     # type: (str) -> List[str]
     # Not str.split(): shlex separates words at spaces and tabs only, not at every Unicode space.
-    return [word for word in text.split(" ") if word]
+    return list(filter(None, text.split(" ")))
 
 
 def _store_match_option(fields, name, tokens, index, negate, line):
@@ -177,14 +187,16 @@ def parse_rule(line):
     # type: (str) -> Tuple[str, Rule]
     """'-A CHAIN ...' as render_rule writes it -> (chain, Rule)."""
     tokens = split_rule(line)
-    if len(tokens) < 2 or tokens[0] != "-A":
+    count = len(tokens)
+    if count < 2 or tokens[0] != "-A":
         raise RulesetTextError("not a rule: %r" % line)
     fields = {}  # type: Dict[str, Any]
     rates = {}  # type: Dict[str, Dict[str, Any]]
     match = None  # type: Optional[str]
+    options = {}  # type: Dict[str, str]  # the options of the current match
     index = 2
     negate = False
-    while index < len(tokens):
+    while index < count:
         token = tokens[index]
         if token == "!" or (match == "connlimit" and token == "--connlimit-saddr"):
             if token != "!":
@@ -192,35 +204,34 @@ def parse_rule(line):
             negate = token == "!"
             index += 1
             continue
-        if index + 1 >= len(tokens):
+        if index + 1 >= count:
             raise RulesetTextError("%r lacks a value in %r" % (token, line))
         value = tokens[index + 1]
-        if token in ("-s", "-d"):
-            fields["source" if token == "-s" else "destination"] = value
+        if token in _RULE_OPTIONS:
+            fields[_RULE_OPTIONS[token]] = value
+        elif token == "-m":
+            match, options = value, _MATCH_OPTIONS.get(value, {})
+        elif token == "-j":
+            fields["target"] = value
+            match, options = None, {}
         elif token in ("-i", "-o"):
             name = "in_interface" if token == "-i" else "out_interface"
             fields[name] = value
             fields[name + "_negated"] = negate
-        elif token == "-p":
-            fields["protocol"] = value
-        elif token == "-m":
-            match = value
-        elif token == "-j":
-            fields["target"] = value
-            match = None
         elif match is None and token in _TARGET_OPTIONS:
             fields[_TARGET_OPTIONS[token]] = int(value) if token == "--log-level" else value
         elif match in _RATE_OPTIONS and token in _RATE_OPTIONS[match] and not negate:
             _store_rate_option(rates, match, token, value)
         elif match == "set" and token == "--match-set":
             index += _store_set_match(fields, tokens, index, negate, line)
-        elif match is not None and token in _MATCH_OPTIONS.get(match, {}):
-            index += _store_match_option(fields, _MATCH_OPTIONS[match][token], tokens, index, negate, line)
+        elif token in options:
+            index += _store_match_option(fields, options[token], tokens, index, negate, line)
         else:
             raise RulesetTextError("unexpected %r in %r" % (token, line))
         negate = False
         index += 2
-    fields.update(_rate_fields(rates, line))
+    if rates:
+        fields.update(_rate_fields(rates, line))
     return tokens[1], _checked_rule(fields, line)
 
 
@@ -237,10 +248,9 @@ def is_network(text):
     """
     match = _IPV4_CIDR.match(text)
     if match:
-        octets = [int(octet) for octet in match.groups()[:4]]
-        prefix = int(match.group(5))
-        if prefix <= 32 and max(octets) <= 255:
-            address = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+        first, second, third, fourth, prefix = map(int, match.groups())
+        if prefix <= 32 and max(first, second, third, fourth) <= 255:
+            address = (first << 24) | (second << 16) | (third << 8) | fourth
             return address & ((1 << (32 - prefix)) - 1) == 0
     try:
         ipaddress.ip_network(text)

@@ -96,6 +96,16 @@ def classify_errno(number):
     return Outcome(ERROR, errno_text(number))
 
 
+def classify_local_errno(number):
+    # type: (int) -> Outcome
+    """classify_errno for an error this host's own connect or send returned, where an unreachable
+    network or host means this host has no route there."""
+    outcome = classify_errno(number)
+    if outcome.state == REJECTED and number in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return Outcome(REJECTED, "%s: no route from this host" % errno_text(number))
+    return outcome
+
+
 def own_output_drop_text(how="sending failed with EPERM"):
     # type: (str) -> str
     return "dropped by this host's own output rules (%s)" % how
@@ -141,12 +151,38 @@ def _family_constant(family):
     return socket.AF_INET6 if family == 6 else socket.AF_INET
 
 
+def _probe_socket(target, kind):
+    # type: (Target, int) -> socket.socket
+    """A non-blocking socket of the target's family that queues the ICMP errors about what it sends."""
+    sock = socket.socket(_family_constant(target.family), kind)
+    try:
+        _enable_recverr(sock, target.family)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def _enable_recverr(sock, family):
     # type: (socket.socket, int) -> None
     if family == 6:
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
     else:
         sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+
+
+def _reported_failure(sock, target, source):
+    # type: (socket.socket, Target, Optional[str]) -> Optional[Outcome]
+    """What a probe's socket reports after an event: an ICMP error about the probe before a socket error
+    (both are read, which clears them); None when it reports neither."""
+    icmp = read_error_queue(sock)
+    failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if icmp is not None:
+        return classify_icmp_error(icmp, target.address, source)
+    if failure:
+        return classify_errno(failure)
+    return None
 
 
 def read_error_queue(sock):
@@ -271,10 +307,8 @@ def mark_sent(marks):
 
 def probe_tcp(target, timeout, marks=None):
     # type: (Target, float, Optional[List[float]]) -> Outcome
-    sock = socket.socket(_family_constant(target.family), socket.SOCK_STREAM)
+    sock = _probe_socket(target, socket.SOCK_STREAM)
     try:
-        _enable_recverr(sock, target.family)
-        sock.setblocking(False)
         deadline = time.monotonic() + timeout
         result = sock.connect_ex(target.sockaddr)
         mark_sent(marks)
@@ -283,23 +317,16 @@ def probe_tcp(target, timeout, marks=None):
         if result not in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
             if result == errno.EPERM:
                 return Outcome(FILTERED, own_output_drop_text("connect failed with EPERM"))
-            outcome = classify_errno(result)
-            if outcome.state == REJECTED and result in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                return Outcome(REJECTED, "%s: no route from this host" % errno_text(result))
-            return outcome
+            return classify_local_errno(result)
         poller = select.poll()
         poller.register(sock, select.POLLOUT | select.POLLERR)
         while True:
             events = _wait(poller, deadline)
             if events is None:
                 break
-            source = _source_of(sock)
-            icmp = read_error_queue(sock)
-            failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if icmp is not None:
-                return classify_icmp_error(icmp, target.address, source)
-            if failure:
-                return classify_errno(failure)
+            reported = _reported_failure(sock, target, _source_of(sock))
+            if reported is not None:
+                return reported
             if events & select.POLLOUT:
                 return Outcome(OPEN, "connected (TCP handshake completed)")
         source = _source_of(sock)
@@ -332,18 +359,13 @@ def _own_reject_or_drop(sock_error_reader, target, source, deadline):
 
 def probe_udp(target, timeout, marks=None):
     # type: (Target, float, Optional[List[float]]) -> Outcome
-    sock = socket.socket(_family_constant(target.family), socket.SOCK_DGRAM)
+    sock = _probe_socket(target, socket.SOCK_DGRAM)
     try:
-        _enable_recverr(sock, target.family)
-        sock.setblocking(False)
         deadline = time.monotonic() + timeout
         try:
             sock.connect(target.sockaddr)
         except OSError as exc:
-            outcome = classify_errno(exc.errno)
-            if outcome.state == REJECTED and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                return Outcome(REJECTED, "%s: no route from this host" % errno_text(exc.errno))
-            return outcome
+            return classify_local_errno(exc.errno)
         source = _source_of(sock)
         try:
             sock.send(UDP_PAYLOAD)
@@ -363,12 +385,9 @@ def probe_udp(target, timeout, marks=None):
                     % no_answer_text(timeout),
                     True,
                 )
-            icmp = read_error_queue(sock)
-            failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if icmp is not None:
-                return classify_icmp_error(icmp, target.address, source)
-            if failure:
-                return classify_errno(failure)
+            reported = _reported_failure(sock, target, source)
+            if reported is not None:
+                return reported
             try:
                 reply = sock.recv(65535)
             except (BlockingIOError, InterruptedError):
@@ -440,10 +459,7 @@ def probe_icmp(target, timeout, ident, sequence, marks=None):
         except OSError as exc:
             if exc.errno == errno.EPERM:
                 return _own_reject_or_drop(pending, target, source, deadline)
-            outcome = classify_errno(exc.errno)
-            if outcome.state == REJECTED and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                return Outcome(REJECTED, "%s: no route from this host" % errno_text(exc.errno))
-            return outcome
+            return classify_local_errno(exc.errno)
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         while True:

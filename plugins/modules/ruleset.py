@@ -307,9 +307,9 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_plan impo
     unchanged_plans,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.apply_run import ApplyFailed, ApplySettings, apply_plans
-from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_writer import persist_phase, write_pending
-from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
 from ansible_collections.fleetwall.iptables.plugins.module_utils.host_tools import HostTools, run
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError, canonical_text
+from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import render_desired
 from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import (
     LockoutRefusal,
     check_lockout,
@@ -317,8 +317,6 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.lockout import 
     not_checked,
     parse_ssh_connection,
 )
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import SetTextError, canonical_text
-from ansible_collections.fleetwall.iptables.plugins.module_utils.live_state import render_desired
 from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import (
     NO_SETS,
     plan_sets,
@@ -326,6 +324,10 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.set_plan import
     set_diff_entry,
     sets_unchanged,
 )
+
+# A run that changes nothing needs neither the parser, the simulator, the guardian nor the boot files:
+# those are imported where they are used (transport, boot_writer, guardian here; the simulator by lockout),
+# since on a target every file a module imports is compiled from source on every run.
 
 ARGUMENT_SPEC = dict(
     ruleset=dict(type="dict"),
@@ -350,6 +352,9 @@ ARGUMENT_SPEC = dict(
 
 
 def confirm(module):
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_writer import write_pending
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.guardian import WatchdogRolledBack, confirm_watchdogs
+
     if EARLY_READS is not None:
         EARLY_READS.cancel()  # confirming reads no rules
     backup_dir = module.params["backup_dir"]
@@ -368,6 +373,8 @@ def persist(module, result, verified, ruleset):
     plan found the live state equal to the received texts without parsing them."""
     if not module.params["persist"]:
         return
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_writer import persist_phase
+
     if ruleset is None:
         sets_text = module.params["ruleset"].get("ipsets") or ""  # equal to the live sets (sets_unchanged)
     else:

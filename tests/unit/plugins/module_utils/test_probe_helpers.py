@@ -28,6 +28,7 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_sockets i
     Outcome,
     classify_errno,
     classify_icmp_error,
+    classify_local_errno,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_targets import option_problems, validate_targets
 from ansible_collections.fleetwall.iptables.plugins.modules import probe as probe_module
@@ -109,6 +110,15 @@ def test_errno_classification(number, state):
 
 def test_own_output_drop_says_so():
     assert "own output rules" in classify_errno(errno.EPERM).detail
+
+
+@pytest.mark.parametrize("number", [errno.ENETUNREACH, errno.EHOSTUNREACH])
+def test_an_unreachable_error_from_this_hosts_own_connect_says_it_has_no_route(number):
+    assert classify_local_errno(number).detail.endswith(": no route from this host")
+
+
+def test_any_other_error_from_this_hosts_own_connect_is_classified_by_errno_alone():
+    assert classify_local_errno(errno.ECONNREFUSED) == classify_errno(errno.ECONNREFUSED)
 
 
 @pytest.mark.parametrize(
