@@ -535,7 +535,6 @@ class FleetCompiler:
             received.append(expanded)
         if settings.host_rules:
             warnings.extend(shadow_warnings(zip(rules, received), variant.covers, self._intervals))
-            self._host_references[host] = (variant,) + rule_references(settings.host_rules)
         else:
             # Hosts of the same groups receive the same rules: one check for all of them.
             key = tuple([rule.origin for rule in rules])
@@ -544,7 +543,8 @@ class FleetCompiler:
                 shadows = shadow_warnings(zip(rules, received), variant.covers, self._intervals)
                 variant.shadows[key] = shadows
             warnings.extend(shadows)
-            self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
+        references = rule_references(settings.host_rules, settings.host_nat) if settings.host_rules or settings.host_nat else None
+        self._host_references[host] = (variant,) + (references or (NO_NAMES, NO_NAMES))
         warnings.extend(self._host_warnings(host, host_vars, variant, settings, zip(rules, received)))
 
         nat_entries = [entry for group in self.groups_of(host) for entry in policy.group_nat.get(group, ())]
