@@ -26,7 +26,7 @@ import random
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 
 import pytest
 
