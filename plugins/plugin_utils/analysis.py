@@ -421,9 +421,10 @@ def shadow_warnings(received, known_covers, intervals):
     chains = {}  # type: Dict[str, List[Tuple[PolicyRule, Expansion]]]
     for rule, expanded in received:
         if expanded[0] or expanded[1]:
-            chains.setdefault(rule.direction, []).append((rule, expanded))
+            # Published forward rules have a chain of their own (DOCKER-USER).
+            chains.setdefault("published" if rule.published else rule.direction, []).append((rule, expanded))
     warnings = []  # type: List[str]
-    for direction in DIRECTIONS:
+    for direction in DIRECTIONS + ("published",):
         chain = chains.get(direction, [])
         index = CoverIndex()
         for position, (later, later_expanded) in enumerate(chain):

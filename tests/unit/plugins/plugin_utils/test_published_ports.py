@@ -109,3 +109,15 @@ def test_a_coexist_boot_file_carries_the_nat_table_with_its_built_in_chains():
     text = coexist_boot_text(compiled([], nat=[{"masquerade": {"out_interface": "eth0"}}]).ipv4)
     nat = text[text.index("*nat\n"):]
     assert nat.startswith("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n")
+
+
+def test_a_published_rule_does_not_shadow_a_forward_rule_of_the_forward_chain():
+    ruleset = compiled([{"published": True, "proto": "tcp", "port": 80}, {"proto": "tcp", "port": 80, "action": "drop"}])
+    assert [warning for warning in ruleset.warnings if "never matches" in warning] == []
+
+
+def test_a_published_rule_is_shadowed_by_an_earlier_published_rule():
+    ruleset = compiled([{"published": True, "proto": "tcp", "port": 80}, {"published": True, "proto": "tcp", "port": 80, "from": "office",
+                                                                         "action": "drop"}])
+    assert [warning.split(" never")[0] for warning in ruleset.warnings if "never matches" in warning] == [
+        "hostvars['web1'].fleetwall_host_rules.forward[1]"]
