@@ -117,7 +117,7 @@ def test_a_published_rule_does_not_shadow_a_forward_rule_of_the_forward_chain():
 
 
 def test_a_published_rule_is_shadowed_by_an_earlier_published_rule():
-    ruleset = compiled([{"published": True, "proto": "tcp", "port": 80}, {"published": True, "proto": "tcp", "port": 80, "from": "office",
-                                                                         "action": "drop"}])
+    later = {"published": True, "proto": "tcp", "port": 80, "from": "office", "action": "drop"}
+    ruleset = compiled([{"published": True, "proto": "tcp", "port": 80}, later])
     assert [warning.split(" never")[0] for warning in ruleset.warnings if "never matches" in warning] == [
         "hostvars['web1'].fleetwall_host_rules.forward[1]"]
