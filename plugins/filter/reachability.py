@@ -10,7 +10,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare, explain as explain_flow
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.explain import explain as explain_flow
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.filter_errors import check_inventory, reports_policy_errors
 
 display = Display()

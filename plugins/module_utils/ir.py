@@ -18,6 +18,9 @@ from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import A
 
 BUILTIN_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
 NAT_BUILTIN_CHAINS = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
+# Docker's chain for the operator's rules on forwarded traffic: Docker jumps to it from FORWARD before it accepts
+# connections to published ports, and never flushes it. Forward rules with published: true compile into it.
+DOCKER_USER = "DOCKER-USER"
 TERMINAL_TARGETS = ("ACCEPT", "DROP", "REJECT")
 CTSTATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
 

@@ -25,6 +25,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
     BUILTIN_CHAINS,
+    DOCKER_USER,
     NAT_BUILTIN_CHAINS,
     Chain,
     FamilyRuleset,
@@ -109,6 +110,12 @@ def builtin_chains(table):
     return NAT_BUILTIN_CHAINS if table == "nat" else BUILTIN_CHAINS
 
 
+def hook_chains(table):
+    # type: (str) -> Tuple[str, ...]
+    """The chains coexist mode hooks a fleetwall chain into: the built-in ones, and Docker's DOCKER-USER."""
+    return builtin_chains(table) + ((DOCKER_USER,) if table == "filter" else ())
+
+
 def foreign_chains(saved, desired_chains, table="filter"):
     # type: (str, Sequence[str], str) -> List[str]
     """User-defined chains in the live table that the desired ruleset does not define."""
@@ -179,7 +186,7 @@ def to_coexist(family_ruleset):
     for table in family_ruleset.tables:
         chains = []  # type: List[Chain]
         for chain in table.chains:
-            if chain.name not in builtin_chains(table.name):
+            if chain.name not in hook_chains(table.name):
                 chains.append(chain)
                 continue
             rules = list(chain.rules)
@@ -205,7 +212,7 @@ def coexist_projection(saved, table="filter"):
     if parsed is None:
         return ""
     ours = sorted(entry[0] for entry in parsed.chains if entry[0].startswith(CHAIN_PREFIX))
-    builtins = builtin_chains(table)
+    builtins = hook_chains(table)
     jumps = [rule for rule in parsed.rules if _is_jump(rule, builtins)]
     if not ours and not jumps:
         return ""
@@ -230,7 +237,7 @@ def desired_coexist_projection(coexist_ruleset, table="filter"):
     ours = sorted(chain.name for chain in target.chains)
     lines = ["*" + table]
     lines += [":%s - [0:0]" % chain for chain in ours]
-    lines += [jump_rule(builtin) for builtin in builtin_chains(table) if coexist_chain(builtin) in ours]
+    lines += [jump_rule(builtin) for builtin in hook_chains(table) if coexist_chain(builtin) in ours]
     by_name = dict((chain.name, chain) for chain in target.chains)
     for chain in ours:
         lines += [render_rule(chain, rule) for rule in by_name[chain].rules]
@@ -250,20 +257,23 @@ def coexist_restore_script(desired_projection, live_saved, table="filter"):
     desired_lines = desired_projection.splitlines()
     desired_chains = [line[1:].split(" ")[0] for line in desired_lines if line.startswith(":")]
     desired_rules = [line for line in desired_lines if line.startswith("-A ")]
-    builtins = builtin_chains(table)
+    builtins = hook_chains(table)
     desired_jumps = [rule for rule in desired_rules if _is_jump(rule, builtins)]
     live_jumps = [rule for rule in live_rules if _is_jump(rule, builtins)]
     lines = ["*" + table]
     # Declaring a chain under --noflush creates it, or empties it if it exists.
     stale = [chain for chain in live_chains if chain.startswith(CHAIN_PREFIX) and chain not in desired_chains]
     lines += [":%s - [0:0]" % chain for chain in desired_chains + stale]
+    if any(rule.startswith("-A %s " % DOCKER_USER) for rule in desired_jumps) and DOCKER_USER not in live_chains:
+        lines.append(":%s - [0:0]" % DOCKER_USER)  # Docker keeps a DOCKER-USER it finds; declaring one it made would flush it
     for builtin in builtins:
         wanted = [rule for rule in desired_jumps if rule.split(" ", 2)[1] == builtin]
         present = [rule for rule in live_jumps if rule.split(" ", 2)[1] == builtin]
         if present == wanted:
             continue
         lines += ["-D" + rule[2:] for rule in present]
-        lines += wanted
+        # Docker may end DOCKER-USER with a RETURN: fleetwall's jump goes first, the built-in chains' last.
+        lines += ["-I %s 1%s" % (builtin, rule[len("-A " + builtin):]) if builtin == DOCKER_USER else rule for rule in wanted]
     lines += [rule for rule in desired_rules if not _is_jump(rule, builtins)]
     lines += ["-X %s" % chain for chain in stale]
     lines.append("COMMIT")
@@ -307,18 +317,29 @@ def live_projection(saved, mode):
     return _table_text(tables.get("filter")) + (_table_text(nat) if _is_owned_nat(nat) else "")
 
 
-def coexist_boot_text(family_ruleset, table="filter"):
-    # type: (FamilyRuleset, str) -> str
+def coexist_boot_text(family_ruleset):
+    # type: (FamilyRuleset) -> str
     """What a boot-time rules file holds in coexist mode: fleetwall's chains and
-    their jumps only, with ACCEPT built-in policies, so that no other tool's
-    runtime rules (Docker's, for one) are frozen into it."""
-    return coexist_boot_text_of(desired_coexist_projection(to_coexist(family_ruleset), table))
+    their jumps only, in each table it has (filter, nat), with ACCEPT built-in
+    policies, so that no other tool's runtime rules (Docker's, for one) are frozen into it."""
+    coexist = to_coexist(family_ruleset)
+    return coexist_boot_text_of("".join(desired_coexist_projection(coexist, table.name) for table in coexist.tables))
 
 
 def coexist_boot_text_of(projection):
     # type: (str) -> str
-    """The boot file of a coexist projection (desired_coexist_projection's text):
-    the projection is what coexist mode applies; a boot file also declares the built-in chains."""
-    lines = projection.splitlines()
-    lines[1:1] = [":%s ACCEPT [0:0]" % builtin for builtin in BUILTIN_CHAINS]
+    """The boot file of a coexist projection (desired_coexist_projection's text, one table or several):
+    the projection is what coexist mode applies; a boot file also declares each table's built-in chains."""
+    lines = []  # type: List[str]
+    for line in projection.splitlines():
+        lines.append(line)
+        if line.startswith("*"):
+            lines += [":%s ACCEPT [0:0]" % builtin for builtin in builtin_chains(line[1:])]
+            lines.append("")  # DOCKER-USER's place, filled below if the table jumps from it
+    for index in [position for position, line in enumerate(lines) if line == ""][::-1]:
+        table_end = lines.index("COMMIT", index)
+        if any(line.startswith("-A %s " % DOCKER_USER) for line in lines[index:table_end]):
+            lines[index] = ":%s - [0:0]" % DOCKER_USER  # at boot, before Docker makes it; Docker keeps it
+        else:
+            del lines[index]
     return "\n".join(lines) + "\n"

@@ -113,8 +113,9 @@ def _interface_matches(pattern, name, negated):
     return matched != negated
 
 
-def _port_in(port, specs):
+def port_in(port, specs):
     # type: (Optional[int], Tuple[str, ...]) -> bool
+    """Whether a port lies in iptables' port specs ('443', '8000:8080'); no specs: any port."""
     if not specs:
         return True
     if port is None:
@@ -208,9 +209,9 @@ def _rule_matches(rule, packet, source, destination, sets=None):
     if rule.protocol is not None:
         if packet.protocol != rule.protocol:
             return False
-        if not _port_in(packet.source_port, rule.source_ports):
+        if not port_in(packet.source_port, rule.source_ports):
             return False
-        if not _port_in(packet.destination_port, rule.destination_ports):
+        if not port_in(packet.destination_port, rule.destination_ports):
             return False
         if rule.tcp_flags and not _tcp_flags_match(rule, packet):
             return False
@@ -259,6 +260,13 @@ def translate(family_ruleset, packet):
 
     REDIRECT keeps it for the host (INPUT); DNAT sends it on to the new destination (FORWARD), taken to be
     another host. Without a nat table, or for a packet of the host's own (OUTPUT), nothing changes."""
+    translated, rule = translating_rule(family_ruleset, packet)
+    return translated, None if rule is None else render_rule("PREROUTING", rule)
+
+
+def translating_rule(family_ruleset, packet):
+    # type: (FamilyRuleset, Packet) -> Tuple[Packet, Optional[Rule]]
+    """translate(), with the rewriting rule itself rather than its text."""
     nat = [table for table in family_ruleset.tables if table.name == "nat"]
     if not nat or packet.translated or packet.chain not in ("INPUT", "FORWARD"):
         return packet, None
@@ -267,15 +275,14 @@ def translate(family_ruleset, packet):
     for rule in nat[0].chain("PREROUTING").rules:
         if rule.target not in ("DNAT", "REDIRECT") or not _rule_matches(rule, arriving, source, destination, {}):
             continue
-        text = render_rule("PREROUTING", rule)
         if rule.target == "REDIRECT":
             port = _translated_port(rule.to_ports, packet.destination_port)
-            return packet._replace(chain="INPUT", destination_port=port, translated=True), text
+            return packet._replace(chain="INPUT", destination_port=port, translated=True), rule
         address, port_text = _split_destination(rule.to_destination or "")
         port = _translated_port(port_text, packet.destination_port)
         if _address(address) == destination and port == packet.destination_port:
             return packet, None  # the kernel changes nothing, so conntrack records no DNAT
-        return packet._replace(chain="FORWARD", destination=address, destination_port=port, translated=True), text
+        return packet._replace(chain="FORWARD", destination=address, destination_port=port, translated=True), rule
     return packet, None
 
 

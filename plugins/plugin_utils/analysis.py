@@ -24,6 +24,7 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses impor
     network_intervals,
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import Rule
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import NAT_KINDS, NatEntry
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy_values import KEY_ALIASES
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
     DIRECTIONS,
@@ -222,9 +223,11 @@ def raw_references(raw_rules):
         for raw_rule in rule_list:
             if not hasattr(raw_rule, "items"):
                 continue
+            if len(raw_rule) == 1 and list(raw_rule)[0] in NAT_KINDS and hasattr(list(raw_rule.values())[0], "items"):
+                raw_rule = list(raw_rule.values())[0]  # a NAT entry: its fields name addresses like a rule's
             for key, value in raw_rule.items():
                 canonical = KEY_ALIASES.get(key, key)
-                if canonical not in ("service", "from", "to"):
+                if canonical not in ("service", "from", "to", "destination"):
                     continue
                 for item in value if isinstance(value, (list, tuple)) else [value]:
                     if not isinstance(item, str):
@@ -238,17 +241,17 @@ def raw_references(raw_rules):
     return services, sets
 
 
-def rule_references(rules):
-    # type: (Iterable[PolicyRule]) -> Tuple[Set[str], Set[str]]
-    """(service names, address set names) parsed rules use."""
+def rule_references(rules, nat_entries=()):
+    # type: (Iterable[PolicyRule], Iterable[NatEntry]) -> Tuple[Set[str], Set[str]]
+    """(service names, address set names) parsed rules and NAT entries use."""
     services = set()  # type: Set[str]
-    sets = set()  # type: Set[str]
+    address_lists = []  # type: List[Any]
     for rule in rules:
         services.update(rule.services)
-        for refs in (rule.sources, rule.destinations):
-            for ref in refs or ():
-                if ref.kind == "set":
-                    sets.add(ref.value)
+        address_lists += [rule.sources, rule.destinations]
+    for entry in nat_entries:
+        address_lists += [entry.sources, entry.destinations, entry.backend]
+    sets = set(ref.value for refs in address_lists for ref in refs or () if ref.kind == "set")
     return services, sets
 
 
@@ -418,9 +421,10 @@ def shadow_warnings(received, known_covers, intervals):
     chains = {}  # type: Dict[str, List[Tuple[PolicyRule, Expansion]]]
     for rule, expanded in received:
         if expanded[0] or expanded[1]:
-            chains.setdefault(rule.direction, []).append((rule, expanded))
+            # Published forward rules have a chain of their own (DOCKER-USER).
+            chains.setdefault("published" if rule.published else rule.direction, []).append((rule, expanded))
     warnings = []  # type: List[str]
-    for direction in DIRECTIONS:
+    for direction in DIRECTIONS + ("published",):
         chain = chains.get(direction, [])
         index = CoverIndex()
         for position, (later, later_expanded) in enumerate(chain):
@@ -446,7 +450,8 @@ def unused_definitions(policy, raw_services, host_services, host_sets):
 
     ``host_services`` and ``host_sets`` are what host rules use; built-in
     services never count as unused, even when redefined."""
-    services, sets = rule_references(rule for rules in policy.group_rules.values() for rule in rules)
+    services, sets = rule_references((rule for rules in policy.group_rules.values() for rule in rules),
+                                     (entry for entries in policy.group_nat.values() for entry in entries))
     services.update(host_services)
     sets.update(host_sets)
     for refs in policy.address_sets.values():

@@ -41,13 +41,14 @@ from ansible_collections.fleetwall.iptables.plugins.plugin_utils.analysis import
 )
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ipsets import AddressSet, address_set, set_name
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import (
+    DOCKER_USER,
     Chain,
     FamilyRuleset,
     HostRuleset,
     Rule,
     Table,
 )
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import compile_host_nat, nat_table
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import compile_host_nat, docker_user_chain, nat_table
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.rule_rates import log_rule, rate_fields
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import (
     REJECT_WITH,
@@ -527,14 +528,13 @@ class FleetCompiler:
                 expanded = self._expand(variant, rule, threshold)
                 if not is_host_rule(rule):
                     expansions[key] = expanded
-            chain = CHAIN_OF[rule.direction]
+            chain = DOCKER_USER if rule.published else CHAIN_OF[rule.direction]
             per_chain[4].setdefault(chain, []).extend(expanded[0])
             per_chain[6].setdefault(chain, []).extend(expanded[1])
             warnings.extend(expanded[2])
             received.append(expanded)
         if settings.host_rules:
             warnings.extend(shadow_warnings(zip(rules, received), variant.covers, self._intervals))
-            self._host_references[host] = (variant,) + rule_references(settings.host_rules)
         else:
             # Hosts of the same groups receive the same rules: one check for all of them.
             key = tuple([rule.origin for rule in rules])
@@ -543,7 +543,8 @@ class FleetCompiler:
                 shadows = shadow_warnings(zip(rules, received), variant.covers, self._intervals)
                 variant.shadows[key] = shadows
             warnings.extend(shadows)
-            self._host_references[host] = (variant, NO_NAMES, NO_NAMES)
+        references = rule_references(settings.host_rules, settings.host_nat) if settings.host_rules or settings.host_nat else None
+        self._host_references[host] = (variant,) + (references or (NO_NAMES, NO_NAMES))
         warnings.extend(self._host_warnings(host, host_vars, variant, settings, zip(rules, received)))
 
         nat_entries = [entry for group in self.groups_of(host) for entry in policy.group_nat.get(group, ())]
@@ -559,6 +560,8 @@ class FleetCompiler:
                 chain_rules = head + policy_rules + tail
                 policy_target = "ACCEPT" if settings.default_policy[direction] == "accept" else "DROP"
                 chains.append(Chain(chain_name, policy_target, tuple(chain_rules)))
+            if any(rule.published for rule in rules):
+                chains.append(docker_user_chain(per_chain[family].get(DOCKER_USER, ())))
             sets = tuple(variant.address_sets.get(name) for name in sorted(set_names_of(chains))) if threshold else ()
             tables = (Table("filter", tuple(chains)),) + ((nat_table(nat[family]),) if nat else ())
             families.append(FamilyRuleset(family, tables, sets))

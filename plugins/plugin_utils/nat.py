@@ -18,7 +18,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import ipaddress
 from typing import Any, Callable, Collection, Dict, List, NamedTuple, Optional, Tuple
 
-from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import NAT_BUILTIN_CHAINS, Chain, Rule, Table
+from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import DOCKER_USER, NAT_BUILTIN_CHAINS, Chain, Rule, Table
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import Problems, PolicyError, item_path, type_name
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import PortRange, SpecError, parse_port
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import AddressRef, FamilyNetworks
@@ -282,3 +282,15 @@ def nat_table(rules):
     # type: (NatRules) -> Table
     """The nat table of one family: its built-in chains, ACCEPT policies, the entries' rules."""
     return Table("nat", tuple(Chain(name, "ACCEPT", tuple(rules.nat.get(name, ()))) for name in NAT_BUILTIN_CHAINS))
+
+
+def docker_user_chain(rules):
+    # type: (Collection[Rule]) -> Chain
+    """Docker's DOCKER-USER chain as fleetwall fills it: the published rules between two fixed ones.
+
+    Every forwarded packet passes DOCKER-USER, the containers' own traffic and the answers too, so the
+    chain decides only new connections Docker's DNAT brought in (published ports): what is established
+    or related, and what no DNAT rewrote, returns to Docker's chains, which keep deciding as before."""
+    established = Rule(target="RETURN", ctstate=("RELATED", "ESTABLISHED"), comment="fleetwall baseline: established")
+    unpublished = Rule(target="DROP", ctstate=("DNAT",), comment="fleetwall: published ports no rule accepts")
+    return Chain(DOCKER_USER, None, (established,) + tuple(rules) + (unpublished,))

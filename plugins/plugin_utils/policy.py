@@ -79,7 +79,7 @@ REJECT_WITH = {
 RULE_KEYS = {
     "inbound": ("interface",),
     "outbound": ("interface",),
-    "forward": ("in_interface", "out_interface"),
+    "forward": ("in_interface", "out_interface", "published"),
 }
 COMMON_RULE_KEYS = (
     "service",
@@ -126,6 +126,7 @@ class PolicyRule(NamedTuple):
     rate_limit: Optional[RateLimit] = None  # the rule matches only within this rate (accept) or beyond it (drop, reject)
     max_connections: Optional[int] = None  # likewise, per source address, for its tracked connections
     log_limit: Optional[RateLimit] = None  # at most this many log lines
+    published: bool = False  # a forward rule for connections to Docker-published ports (Docker's DOCKER-USER chain)
 
 
 class FleetPolicy(NamedTuple):
@@ -461,6 +462,8 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         problems.add(path + ".log.limit", "the rule's own limit (per rule) already caps what it logs; leave this out")
     comment = check_text(data["comment"], path + ".comment", problems, "comment", 200) if "comment" in data else None
     priority = _rule_priority(data, path, problems)
+    if not isinstance(data.get("published", False), bool):
+        problems.add(path + ".published", "published must be true or false, got %r" % (data["published"],))
     if len(problems.messages) == start and not any(key in data for key in MATCH_KEYS):
         problems.add(
             path,
@@ -489,6 +492,7 @@ def parse_rule(raw, path, direction, problems, services, set_names, groups, host
         rate_limit=rate_limit,
         max_connections=max_connections,
         log_limit=log_limit,
+        published=data.get("published") is True,
     )
 
 

@@ -16,15 +16,22 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import re
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.addresses import AddressRef, require_libraries
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.compiler import FleetCompiler
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.forwarding import (
+    Forward,
+    arrival_interface,
+    follow,
+    forwarded_services,
+)
 from ansible_collections.fleetwall.iptables.plugins.module_utils.ir import FamilyRuleset, HostRuleset, Rule
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import PolicyRule, parse_host_settings, parse_services
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.nat import NatEntry
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.policy import HostSettings, PolicyRule, parse_host_settings
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.sampling import sample_hosts, sample_sources, sampling_note
 from ansible_collections.fleetwall.iptables.plugins.module_utils.probe_packets import ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PORT_UNREACHABLE
-from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, Problems, did_you_mean
+from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError, did_you_mean
 from ansible_collections.fleetwall.iptables.plugins.module_utils.services import ServiceEntry
 from ansible_collections.fleetwall.iptables.plugins.module_utils.simulate import Packet, Verdict, simulate
 from ansible_collections.fleetwall.iptables.plugins.module_utils.verification import (
@@ -109,6 +116,9 @@ class Check(NamedTuple):
     consistent: Tuple[str, ...]  # observations that agree with the expectation
     ambiguous: Tuple[str, ...]  # ... of which these would also fit the opposite
     decided_by: str
+    forward: Optional[Forward] = None  # the gateway's port forward the flow takes, if any
+    backend: Optional[Endpoint] = None  # ... and where it leads
+    backend_ingress: Optional[Verdict] = None  # the verdict deciding the way in past the gateway
 
 
 def probe_spec(entries, family):
@@ -167,9 +177,12 @@ def _answers(verdict, probe):
 
 
 class _Flow:
-    """One flow between two endpoints, with the fate of each kind of reply worked out once."""
+    """One flow between two endpoints, with the fate of each kind of reply worked out once.
 
-    __slots__ = ("source", "destination", "family", "spec", "stopped")
+    Through a gateway's port forward (``forward``), the answer leaves the backend, crosses the gateway's
+    FORWARD chain and reaches the source from the gateway's address."""
+
+    __slots__ = ("source", "destination", "family", "spec", "stopped", "forward", "backend")
 
     def __init__(self, source, destination, family, spec):
         # type: (Endpoint, Endpoint, int, ProbeSpec) -> None
@@ -178,15 +191,18 @@ class _Flow:
         self.family = family
         self.spec = spec
         self.stopped = {}  # type: Dict[str, Optional[Tuple[str, Verdict]]]
+        self.forward = None  # type: Optional[Forward]
+        self.backend = None  # type: Optional[Endpoint]
 
     def packet(self, chain):
         # type: (str) -> Packet
         return packet_for(self.spec, chain, self.source.addresses[self.family], self.destination.addresses[self.family])
 
-    def reply(self, kind):
-        # type: (str) -> Packet
-        """The answer of ``kind`` (established, reset or related), from the destination back to the source."""
-        ends = {"source": self.destination.addresses[self.family], "destination": self.source.addresses[self.family]}
+    def reply(self, kind, sender=None, port=None):
+        # type: (str, Optional[str], Optional[int]) -> Packet
+        """The answer of ``kind`` (established, reset or related), from the destination (or ``sender`` and its
+        ``port``) back to the source."""
+        ends = {"source": sender or self.destination.addresses[self.family], "destination": self.source.addresses[self.family]}
         if kind == "related":
             icmp_type, icmp_code = PORT_UNREACHABLE[self.family]
             return Packet(chain="OUTPUT", protocol=ICMP_PROTOCOL[self.family], icmp_type=icmp_type, icmp_code=icmp_code,
@@ -195,12 +211,13 @@ class _Flow:
             return Packet(chain="OUTPUT", protocol=self.spec.protocol, icmp_type=ICMP_ECHO_REPLY[self.family] if self.spec.icmp_type is not None else None,
                           state="ESTABLISHED", tcp_flags=frozenset(), **ends)
         flags = frozenset(("RST", "ACK") if kind == "reset" else ("SYN", "ACK"))
-        return Packet(chain="OUTPUT", protocol=self.spec.protocol, source_port=self.spec.port, destination_port=EPHEMERAL_PORT,
+        return Packet(chain="OUTPUT", protocol=self.spec.protocol, source_port=port or self.spec.port, destination_port=EPHEMERAL_PORT,
                       state="ESTABLISHED", tcp_flags=flags, **ends)
 
     def reply_stopped_by(self, kind):
         # type: (str) -> Optional[Tuple[str, Verdict]]
-        """The first end whose rules stop that answer: the destination's OUTPUT, then the source's INPUT."""
+        """The first end whose rules stop that answer: the destination's OUTPUT (or the backend's OUTPUT and the
+        gateway's FORWARD), then the source's INPUT."""
         if kind not in self.stopped:
             self.stopped[kind] = self._first_to_stop(kind)
         return self.stopped[kind]
@@ -208,10 +225,15 @@ class _Flow:
     def _first_to_stop(self, kind):
         # type: (str) -> Optional[Tuple[str, Verdict]]
         packet = self.reply(kind)
-        for endpoint, chain in ((self.destination, "OUTPUT"), (self.source, "INPUT")):
-            if endpoint.ruleset is None:
+        hops = [(self.destination, "OUTPUT", packet)]  # type: List[Tuple[Optional[Endpoint], str, Packet]]
+        if self.forward is not None:
+            inner = self.reply(kind, self.forward.packet.destination, self.forward.packet.destination_port)
+            hops = [(self.backend, "OUTPUT", inner), (self.destination, "FORWARD", inner._replace(translated=True))]
+        hops.append((self.source, "INPUT", packet))
+        for endpoint, chain, hop_packet in hops:
+            if endpoint is None or endpoint.ruleset is None:
                 continue
-            verdict = simulate(endpoint.ruleset.family(self.family), packet._replace(chain=chain))
+            verdict = simulate(endpoint.ruleset.family(self.family), hop_packet._replace(chain=chain))
             if verdict.verdict != "ACCEPT":
                 return endpoint.name, verdict
         return None
@@ -263,7 +285,7 @@ def policy_entry(host, comment):
     return entry
 
 
-class _Fleet:
+class Fleet:
     """The compiled rulesets and addresses of an inventory, and its policy as the compiler parsed it."""
 
     def __init__(self, hostvars, groups, hosts=None):
@@ -294,6 +316,26 @@ class _Fleet:
         # type: (str) -> Tuple[str, ...]
         return tuple(self.compiler.groups_of(host))
 
+    def owner_of(self, address):
+        # type: (Any) -> Optional[str]
+        """The inventory host that has this address, if any."""
+        owners = [host for host in self.all_hosts if address in self.addresses.of(host, "hostvars['%s']" % host)]
+        return owners[0] if owners else None
+
+    def endpoint_at(self, text, family):
+        # type: (str, int) -> Endpoint
+        """The inventory host at an address (judged by its ruleset), or the bare address."""
+        address = netaddr.IPAddress(text)
+        owner = self.owner_of(address)
+        if owner is None:
+            return Endpoint(str(address), ADDRESSES, (), {family: str(address)}, None)
+        return self.host_endpoint(owner)._replace(addresses={family: str(address)})
+
+    def nat_entries(self, host):
+        # type: (str) -> List[NatEntry]
+        entries = [entry for group in self.groups_of(host) for entry in self.policy.group_nat.get(group, ())]
+        return entries + list(self._settings(host).host_nat)
+
     def host_endpoint(self, host):
         # type: (str) -> Endpoint
         addresses = {}  # type: Dict[int, str]
@@ -301,14 +343,17 @@ class _Fleet:
             addresses.setdefault(address.version, str(address))
         return Endpoint(host, HOST, self.groups_of(host), addresses, self.ruleset(host))
 
-    def host_rules(self, host):
-        # type: (str) -> Tuple[PolicyRule, ...]
+    def _settings(self, host):
+        # type: (str) -> HostSettings
         host_vars = self.hostvars[host]
-        settings = parse_host_settings(
+        return parse_host_settings(
             host, host_vars.get("fleetwall_default_policy"), host_vars.get("fleetwall_baseline"),
             host_vars.get("fleetwall_host_rules"), self.policy, self.groups, set(self.all_hosts),
         )
-        return settings.host_rules
+
+    def host_rules(self, host):
+        # type: (str) -> Tuple[PolicyRule, ...]
+        return self._settings(host).host_rules
 
     def all_rules(self, hosts):
         # type: (Iterable[str]) -> List[PolicyRule]
@@ -321,7 +366,7 @@ class _Fleet:
 
 
 def _external_networks(fleet, refs, label, found):
-    # type: (_Fleet, Sequence[AddressRef], Optional[str], Dict[str, Any]) -> None
+    # type: (Fleet, Sequence[AddressRef], Optional[str], Dict[str, Any]) -> None
     """Literal networks in from-lists, labelled by the innermost address set that names them."""
     for ref in refs:
         if ref.negated:
@@ -333,18 +378,19 @@ def _external_networks(fleet, refs, label, found):
             _external_networks(fleet, fleet.policy.address_sets[ref.value], ref.value, found)
 
 
-def external_sources(fleet, rules):
-    # type: (_Fleet, Iterable[PolicyRule]) -> List[Endpoint]
-    """Address sets outside the inventory (office, partners) and 'anywhere', as the inbound rules name them."""
+def external_sources(fleet, rules, forwards=()):
+    # type: (Fleet, Iterable[PolicyRule], Iterable[NatEntry]) -> List[Endpoint]
+    """Address sets outside the inventory (office, partners) and 'anywhere', as the inbound rules and the
+    port forwards name them."""
     found = {}  # type: Dict[str, Any]
     anywhere = False
-    for rule in rules:
-        if rule.direction != "inbound":
-            continue
-        if rule.sources is None:
+    source_lists = [rule.sources for rule in rules if rule.direction == "inbound"]
+    source_lists.extend(entry.sources for entry in forwards if entry.kind == "port_forward")
+    for sources in source_lists:
+        if sources is None:
             anywhere = True
         else:
-            _external_networks(fleet, rule.sources, None, found)
+            _external_networks(fleet, sources, None, found)
     fleet_addresses = netaddr.IPSet()
     for host in fleet.all_hosts:
         fleet_addresses |= netaddr.IPSet(fleet.addresses.of(host, "hostvars['%s']" % host))
@@ -396,44 +442,89 @@ def _service_order(rules, catalog):
     return services
 
 
-def judge_flow(source, destination, family, spec, identifier, service):
-    # type: (Endpoint, Endpoint, int, ProbeSpec, str, str) -> Check
-    """The simulator's verdict at both ends of one flow and on its way back, and what a probe should observe."""
+def _arrive(flow, locate):
+    # type: (_Flow, Callable[[str, int], Endpoint]) -> Tuple[Verdict, Tuple[str, Verdict]]
+    """The destination's verdict on the packet, and the end that decides its way in: the destination, or,
+    past a port forward the gateway lets through, the backend (``locate`` finds it by address)."""
+    ruleset = flow.destination.ruleset.family(flow.family)  # type: ignore[union-attr]
+    packet = flow.packet("INPUT")._replace(in_interface=arrival_interface(ruleset, flow.spec.protocol, flow.spec.port))
+    ingress = simulate(ruleset, packet)
+    far_end = (flow.destination.name, ingress)
+    flow.forward = follow(flow.destination.name, ruleset, packet) if ingress.translated_by else None
+    if flow.forward is not None:
+        flow.backend = locate(flow.forward.packet.destination, flow.family)
+        if ingress.verdict == "ACCEPT" and flow.backend.ruleset is not None:
+            far_end = (flow.backend.name, simulate(flow.backend.ruleset.family(flow.family), flow.forward.packet))
+    return ingress, far_end
+
+
+def _via(flow):
+    # type: (_Flow) -> str
+    """'via gw1 port_forward -> web1 10.0.1.1 tcp/8443 (hostvars['gw1'].fleetwall_host_rules.nat[0]): ', or ''."""
+    if flow.forward is None or flow.backend is None:
+        return ""
+    backend = flow.forward.backend_label
+    if flow.backend.name != flow.forward.packet.destination:
+        backend = "%s %s" % (flow.backend.name, backend)
+    entry = policy_entry(flow.destination.name, flow.forward.comment) or flow.forward.rule
+    return "via %s port_forward -> %s (%s); " % (flow.destination.name, backend, entry)
+
+
+def judge_flow(source, destination, family, spec, identifier, service, locate):
+    # type: (Endpoint, Endpoint, int, ProbeSpec, str, str, Callable[[str, int], Endpoint]) -> Check
+    """The simulator's verdict at both ends of one flow (through a port forward, at the gateway and the
+    backend) and on its way back, and what a probe should observe."""
     flow = _Flow(source, destination, family, spec)
     probe = spec.probe or "tcp"
     egress = None
     if source.ruleset is not None:
         egress = simulate(source.ruleset.family(family), flow.packet("OUTPUT"))
-    ingress = None
+    ingress = far_end = None
     if destination.ruleset is not None:
-        ingress = simulate(destination.ruleset.family(family), flow.packet("INPUT"))
+        ingress, far_end = _arrive(flow, locate)
     accepted = Verdict("ACCEPT", "INPUT", None, None, None)
     if egress is not None and egress.verdict != "ACCEPT":
         expected, consistent = BLOCKED, OWN_OUTPUT_OBSERVATIONS
         decided_by = describe_verdict(source.name, egress)
-    elif ingress is not None and ingress.verdict != "ACCEPT":
-        expected, consistent = BLOCKED, flow.observations(ingress, probe)
-        decided_by = describe_verdict(destination.name, ingress)
+    elif far_end is not None and far_end[1].verdict != "ACCEPT":
+        expected, consistent = BLOCKED, flow.observations(far_end[1], probe)
+        decided_by = _via(flow) + describe_verdict(*far_end)
     else:
         stopped = flow.reply_stopped_by("established")
-        consistent = flow.observations(ingress or accepted, probe)
+        consistent = flow.observations(far_end[1] if far_end else accepted, probe)
         if stopped is not None:
             expected = BLOCKED
-            decided_by = describe_verdict(stopped[0], stopped[1]) + " (the reply)"
+            decided_by = _via(flow) + describe_verdict(stopped[0], stopped[1]) + " (the reply)"
         else:
             expected = REACHABLE
-            decided_by = describe_verdict(destination.name, ingress) if ingress is not None else "no fleetwall ruleset at the destination"
+            decided_by = _via(flow) + describe_verdict(*far_end) if far_end else "no fleetwall ruleset at the destination"
     opposite = set()  # type: set
     if expected == REACHABLE:
         if destination.ruleset is not None:
-            opposite.update(flow.observations(_default_verdict(destination.ruleset.family(family), "INPUT"), probe))
+            chain = "INPUT" if flow.forward is None else "FORWARD"
+            opposite.update(flow.observations(_default_verdict(destination.ruleset.family(family), chain), probe))
         if source.ruleset is not None and _default_verdict(source.ruleset.family(family), "OUTPUT").verdict != "ACCEPT":
             opposite.update(OWN_OUTPUT_OBSERVATIONS)
     else:
         opposite.update(flow.observations(accepted, probe))
     ambiguous = tuple(observation for observation in consistent if observation in opposite)
     return Check(identifier, source, destination, family, service, spec, egress, ingress, expected,
-                 tuple(consistent), ambiguous, decided_by)
+                 tuple(consistent), ambiguous, decided_by, flow.forward, flow.backend,
+                 far_end[1] if far_end is not None and far_end[1] is not ingress else None)
+
+
+def _forwarded_only(destination, services):
+    # type: (Endpoint, List[Tuple[str, Tuple[ServiceEntry, ...]]]) -> List[Tuple[str, Tuple[ServiceEntry, ...]]]
+    """The ports a gateway forwards that no service of the policy already tries (https covers tcp/443)."""
+    if destination.ruleset is None:
+        return []
+    tried = {spec.label for _name, entries in services for spec in (probe_spec(entries, 4), probe_spec(entries, 6)) if spec}
+    forwarded = forwarded_services(destination.ruleset.ipv4) + forwarded_services(destination.ruleset.ipv6)
+    found = []  # type: List[Tuple[str, Tuple[ServiceEntry, ...]]]
+    for name, entries in forwarded:
+        if name not in tried and name not in [known for known, _entries in found]:
+            found.append((name, entries))
+    return found
 
 
 def build_model(hostvars, groups, hosts=None, hosts_per_group=2, sources_per_group=0):
@@ -446,20 +537,23 @@ def build_model(hostvars, groups, hosts=None, hosts_per_group=2, sources_per_gro
     sources_per_group, each destination is probed from that many hosts of
     each group (see sample_sources), not from every host.
     """
-    fleet = _Fleet(hostvars, groups, hosts)
+    fleet = Fleet(hostvars, groups, hosts)
     chosen = sample_hosts(fleet.groups, fleet.hosts, hosts_per_group)
     rules = fleet.all_rules(chosen)
     services = _service_order(rules, fleet.policy.services)
     host_endpoints = [fleet.host_endpoint(host) for host in chosen]
-    external = external_sources(fleet, rules)
+    external = external_sources(fleet, rules, [entry for host in chosen for entry in fleet.nat_entries(host)])
     senders = sample_sources(fleet.groups, chosen, sources_per_group)
     checks = []  # type: List[Check]
     pairs = 0
+    every_service = list(services)
     for destination in host_endpoints:
         sources = [source for source in host_endpoints
                    if source.name != destination.name and (senders is None or source.name in senders[destination.name])]
         pairs += len(sources)
-        for service, entries in services:
+        forwarded = _forwarded_only(destination, services)
+        every_service.extend(service for service in forwarded if service not in every_service)
+        for service, entries in services + forwarded:
             for source in sources + external:
                 for family in (4, 6):
                     if family not in source.addresses or family not in destination.addresses:
@@ -467,13 +561,13 @@ def build_model(hostvars, groups, hosts=None, hosts_per_group=2, sources_per_gro
                     spec = probe_spec(entries, family)
                     if spec is None:
                         continue
-                    checks.append(judge_flow(source, destination, family, spec, "c%d" % len(checks), service))
-    model = model_to_dict(fleet, chosen, services, host_endpoints + external, checks)
+                    checks.append(judge_flow(source, destination, family, spec, "c%d" % len(checks), service, fleet.endpoint_at))
+    model = model_to_dict(fleet, chosen, every_service, host_endpoints + external, checks)
     model["sampling"] = sampling_note(len(fleet.hosts), chosen, hosts_per_group, sources_per_group, pairs)
     return model
 
 
-def _verdict_dict(host, verdict):
+def verdict_dict(host, verdict):
     # type: (str, Optional[Verdict]) -> Optional[Dict[str, Any]]
     if verdict is None:
         return None
@@ -516,15 +610,15 @@ def check_row(check):
         consistent=check.consistent,
         ambiguous=check.ambiguous,
         decided_by=check.decided_by,
-        egress=_verdict_dict(check.source.name, check.egress),
-        ingress=_verdict_dict(check.destination.name, check.ingress),
+        egress=verdict_dict(check.source.name, check.egress),
+        ingress=verdict_dict(check.destination.name, check.ingress),
         probe_from=probe_from,
         not_probed_reason=None if probe_from else reason,
     )
 
 
 def model_to_dict(fleet, chosen, services, sources, checks):
-    # type: (_Fleet, List[str], List[Tuple[str, Tuple[ServiceEntry, ...]]], List[Endpoint], List[Check]) -> Dict[str, Any]
+    # type: (Fleet, List[str], List[Tuple[str, Tuple[ServiceEntry, ...]]], List[Endpoint], List[Check]) -> Dict[str, Any]
     rows = [check_row(check) for check in checks]
     probes = {}  # type: Dict[str, List[Dict[str, Any]]]
     for row in rows:
@@ -602,114 +696,3 @@ def compare(model, observations, generated=None):
         rows.append(check._replace(observed=observed, detail=detail, status=judge(check, observed)))
     summary = verification_summary(row.status for row in rows)
     return verification_to_dict(Verification(generated or "", summary, groups, services, tuple(rows), model.get("sampling")))
-
-
-# ---------------------------------------------------------------- explain
-
-_QUERY = re.compile(r"^\s*(?P<source>\S+)\s*->\s*(?P<destination>\S+)\s+(?P<service>\S+)\s*$")
-
-
-def _endpoint_for(fleet, text, what):
-    # type: (_Fleet, str, str) -> Endpoint
-    if text in fleet.all_hosts:
-        return fleet.host_endpoint(text)
-    if text in fleet.policy.address_sets:
-        networks = fleet.resolver.resolve((AddressRef("set", text),), "query." + what)
-        addresses = {}  # type: Dict[int, str]
-        for family, cidrs in ((4, networks.ipv4), (6, networks.ipv6)):
-            if cidrs:
-                network = netaddr.IPNetwork(cidrs[0])
-                addresses[family] = str(network.network + 1 if network.size > 2 else network.network)
-        return Endpoint(text, ADDRESSES, (), addresses, None)
-    try:
-        address = netaddr.IPAddress(text)
-    except (netaddr.AddrFormatError, ValueError):
-        raise PolicyError([
-            "query.%s: '%s' is neither an inventory host, an address set nor an IP address%s"
-            % (what, text, did_you_mean(text, fleet.all_hosts + sorted(fleet.policy.address_sets)))
-        ])
-    owner = [host for host in fleet.all_hosts if address in fleet.addresses.of(host, "hostvars['%s']" % host)]
-    if owner:
-        endpoint = fleet.host_endpoint(owner[0])
-        return endpoint._replace(addresses={address.version: str(address)})
-    return Endpoint(str(address), ADDRESSES, (), {address.version: str(address)}, None)
-
-
-def _entries_for(fleet, text):
-    # type: (_Fleet, str) -> Tuple[ServiceEntry, ...]
-    if text in fleet.policy.services:
-        return fleet.policy.services[text]
-    problems = Problems()
-    parsed = parse_services({"query": [text]}, problems)
-    if problems.messages or "query" not in parsed:
-        raise PolicyError([
-            "query.service: '%s' is neither a service of the policy nor PROTOCOL[/PORT] such as tcp/5432%s"
-            % (text, did_you_mean(text, sorted(fleet.policy.services)))
-        ])
-    return parsed["query"]
-
-
-def _explanation(check, service):
-    # type: (Check, str) -> Dict[str, Any]
-    """One family's answer to explain: the verdict at each end and what decided."""
-    row = check_row(check)
-    reachable = check.expected == REACHABLE
-    stopped_at = check.egress if check.egress and check.egress.verdict != "ACCEPT" else check.ingress
-    verdict = "ACCEPT" if reachable else stopped_at.verdict
-    return {
-        "family": check.family,
-        "source_address": row.source_address,
-        "destination_address": row.destination_address,
-        "packet": check.spec.label,
-        "verdict": verdict,
-        "reachable": reachable,
-        "egress": row.egress,
-        "ingress": row.ingress,
-        "decided_by": check.decided_by,
-        "explanation": "%s -> %s %s (%s, IPv%d): %s; %s" % (
-            row.source, row.destination, service, check.spec.label, check.family,
-            REACHABLE if reachable else "%s (%s)" % (BLOCKED, verdict), check.decided_by),
-    }
-
-
-def explain(hostvars, groups, query, family=None):
-    # type: (Mapping[str, Mapping[str, Any]], Mapping[str, Sequence[str]], Any, Optional[int]) -> Dict[str, Any]
-    """'web1 -> db1 postgres': the verdict at each end, per family, and the policy entry that decides it."""
-    if isinstance(query, Mapping):
-        unknown = sorted(str(key) for key in query if key not in ("from", "to", "service"))
-        if unknown or not all(key in query for key in ("from", "to", "service")):
-            raise PolicyError(["query: a mapping needs exactly from, to and service, e.g. {from: web1, to: db1, service: postgres}"])
-        parts = {"source": str(query["from"]), "destination": str(query["to"]), "service": str(query["service"])}
-    elif isinstance(query, str) and _QUERY.match(query):
-        match = _QUERY.match(query)
-        parts = {key: match.group(key) for key in ("source", "destination", "service")}
-    else:
-        raise PolicyError(["query: write 'SOURCE -> DESTINATION SERVICE', e.g. 'web1 -> db1 postgres', got %r" % (query,)])
-    if family not in (None, 4, 6):
-        raise PolicyError(["family: must be 4 or 6, got %r" % (family,)])
-    fleet = _Fleet(hostvars, groups)
-    source = _endpoint_for(fleet, parts["source"], "from")
-    destination = _endpoint_for(fleet, parts["destination"], "to")
-    if source.ruleset is None and destination.ruleset is None:
-        raise PolicyError(["query: neither %s nor %s is an inventory host; there is no ruleset to ask" % (source.name, destination.name)])
-    entries = _entries_for(fleet, parts["service"])
-    results = []  # type: List[Dict[str, Any]]
-    for each_family in (4, 6):
-        if family not in (None, each_family):
-            continue
-        if each_family not in source.addresses or each_family not in destination.addresses:
-            continue
-        spec = probe_spec(entries, each_family)
-        if spec is None:
-            continue
-        check = judge_flow(source, destination, each_family, spec, "explain", parts["service"])
-        results.append(_explanation(check, parts["service"]))
-    if not results:
-        raise PolicyError([
-            "query: %s and %s share no address family in which %s exists" % (source.name, destination.name, parts["service"])
-        ])
-    return {
-        "query": "%s -> %s %s" % (source.name, destination.name, parts["service"]),
-        "reachable": all(result["reachable"] for result in results),
-        "results": results,
-    }

@@ -225,3 +225,37 @@ def test_a_forward_that_would_rewrite_a_packet_to_itself_translates_nothing():
 def test_a_port_forward_knocked_on_at_an_ipv4_address_only_opens_no_ipv6_forward():
     entry = {"port_forward": {"proto": "tcp", "port": 443, "to": "host:db1", "destination": "192.0.2.1"}}
     assert (len(lines([entry], family=4, table="filter")), lines([entry], family=6, table="filter")) == (1, [])
+
+
+# ---------------------------------------------------------------- unused definitions
+
+PARTNERS = {"office": ["203.0.113.0/24"], "partners": ["192.0.2.0/24"]}
+UNUSED_PARTNERS = "fleetwall_addresses.partners is defined but no rule or address set uses it"
+
+
+def unused_with(policy: Any = None, host_vars: Any = None):
+    hostvars, groups = inventory(policy=policy, addresses=PARTNERS, host_vars=host_vars)
+    return FleetCompiler(hostvars, groups).unused_definition_warnings()
+
+
+def test_an_address_set_used_only_by_a_hosts_nat_entry_is_not_unused():
+    entry = {"port_forward": {"proto": "tcp", "port": 8443, "to": "host:web1", "from": "partners"}}
+    assert UNUSED_PARTNERS not in unused_with(host_vars={"bastion": {"fleetwall_host_rules": {"nat": [entry]}}})
+
+
+def test_an_address_set_used_only_by_a_groups_nat_entry_is_not_unused():
+    policy = {"bastion": {"nat": [{"masquerade": {"out_interface": "eth0", "from": "partners"}}]}}
+    assert UNUSED_PARTNERS not in unused_with(policy=policy)
+
+
+def test_an_address_set_a_port_forward_forwards_to_is_not_unused():
+    entry = {"port_forward": {"proto": "tcp", "port": 8443, "to": "partners_backend"}}
+    hostvars, groups = inventory(addresses=dict(PARTNERS, partners_backend=["192.0.2.7"]),
+                                 host_vars={"bastion": {"fleetwall_host_rules": {"nat": [entry]}}})
+    compiler = FleetCompiler(hostvars, groups)
+    compiler.compile_host("bastion")
+    assert "fleetwall_addresses.partners_backend is defined but no rule or address set uses it" not in compiler.unused_definition_warnings()
+
+
+def test_an_address_set_nothing_uses_is_still_unused():
+    assert UNUSED_PARTNERS in unused_with()

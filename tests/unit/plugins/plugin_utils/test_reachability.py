@@ -7,11 +7,8 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from ansible_collections.fleetwall.iptables.plugins.module_utils.problems import PolicyError
-from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import (
-    build_model,
-    compare,
-    explain,
-)
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.explain import explain
+from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model, compare
 from ansible_collections.fleetwall.iptables.tests.unit.fleet import inventory
 
 
