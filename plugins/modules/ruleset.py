@@ -89,6 +89,10 @@ options:
         the top of each built-in chain, applied with C(--noflush); every other chain and rule, and the built-in
         policies, are left as they are. A V(drop) or V(reject) default policy becomes the last rule of
         fleetwall's chain; an V(accept) default lets packets fall through to the other tools' rules.
+      - In V(coexist) mode, rules for Docker-published ports (C(published) forward rules) go to C(FWL-DOCKER-USER),
+        reached by one jump inserted at the top of Docker's C(DOCKER-USER) chain, which is created when Docker has
+        not made it yet and never flushed; the C(nat) table, when the ruleset has one, is managed the same way
+        through fleetwall's own C(FWL-) chains.
     type: str
     choices: [own, coexist]
     default: own
