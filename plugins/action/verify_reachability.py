@@ -6,9 +6,9 @@
 Documented in plugins/modules/verify_reachability.py. It never connects to a
 host. It works the model out again rather than taking it as an argument, and
 returns only the summary: at a hundred hosts the model and the verification
-are tens of megabytes, and every variable that holds them costs Ansible
-seconds in each task that follows (arguments and results travel between its
-processes, and templates walk them).
+are tens of megabytes, and passing them through Ansible (a set_fact result
+sent from the worker process to the main one, templates over them, the
+report and the JSON written from variables) took 90 s where this takes 9 s.
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ description:
     M(fleetwall.iptables.probe) observed (P(fleetwall.iptables.compare_reachability#filter)), writes the HTML
     report (P(fleetwall.iptables.reachability_report#filter)) and, if asked, the verification as JSON, and
     returns only the summary.
-  - One task instead of a model, a verification and a report held in variables (at a hundred hosts those are tens
-    of megabytes, and Ansible pays for every large variable in each task that follows it).
+  - One task instead of a model, a verification and a report passed from task to task in variables (at a hundred
+    hosts those are tens of megabytes, and Ansible templating them, returning them as task results and converting
+    them to JSON took 90 s where this task takes 9 s).
   - A mismatch does not fail this task. It returns RV(mismatched) and RV(mismatches) for the play to act on, after
     the report is written.
 options:
