@@ -130,6 +130,13 @@ def plan_boot_files(os_family, root, verified, fleetwall_sets, mode, read):
     return files
 
 
+def boot_paths(os_family, root):
+    # type: (str, str) -> List[str]
+    """Every boot file this OS family's loaders read, under the root (whether fleetwall writes it or not)."""
+    layout = LAYOUTS[os_family]
+    return sorted(posixpath.join(root, path) for path in list(layout.rules.values()) + [layout.ipsets])
+
+
 def boot_diff_entries(files):
     # type: (List[BootFile]) -> List[Dict[str, str]]
     """Ansible's diff: one entry per file that changes."""

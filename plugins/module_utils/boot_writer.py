@@ -27,7 +27,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_files import (
     BootFile,
     boot_diff_entries,
+    boot_paths,
     plan_boot_files,
+)
+
+from ansible_collections.fleetwall.iptables.plugins.module_utils.settled import (
+    FACT_NAME,
+    STAMP_NAME,
+    fact_script,
+    stamp_text,
 )
 
 PENDING_SUFFIX = ".boot.json"
@@ -125,3 +133,26 @@ def write_pending(module, backup_dir, tokens):
                 written.append(item["path"])
         os.unlink(path)
     return written
+
+
+def record_settled(module, settle, persist, backup_dir):
+    # type: (Any, Mapping[str, str], Mapping[str, str], str) -> Dict[str, Any]
+    """After a run that converged the host: the custom fact (when it differs), then the stamp of what it
+    observes now. Returns ``changed`` (the fact script was written) and ``settled`` (the stamp's inputs)."""
+    stamp_path = os.path.join(backup_dir, STAMP_NAME)
+    fact_path = os.path.join(settle["fact_path"], FACT_NAME + ".fact")
+    script = fact_script(stamp_path, boot_paths(persist["os_family"], persist["root"]))
+    changed = read_text(fact_path) != script
+    if changed:
+        write_atomically(module, fact_path, script, 0o755)
+    returncode, out, err = module.run_command(["/bin/sh", fact_path])
+    try:
+        current = json.loads(out)["current"] if returncode == 0 else None
+    except (ValueError, KeyError, TypeError):
+        current = None
+    if not isinstance(current, dict):
+        module.fail_json(msg="the settled fact %s printed no digests (rc %d): %s" % (fact_path, returncode, (err or out)[:400]))
+    stamp = stamp_text(settle["inputs"], current) + "\n"
+    if read_text(stamp_path) != stamp:
+        write_atomically(module, stamp_path, stamp, 0o600)
+    return {"changed": changed, "settled": settle["inputs"]}

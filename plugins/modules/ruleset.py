@@ -148,6 +148,32 @@ options:
       - How many backups per family to keep in O(backup_dir).
     type: int
     default: 10
+  settle:
+    description:
+      - After a run that applied and persisted (or a confirmation that did), leave what lets the next run skip this
+        module when nothing changed. A custom fact C(fleetwall.fact) in O(settle.fact_path), a shell script that fact
+        gathering runs (C(ansible_local.fleetwall); the C(min) subset includes local facts), prints digests of the
+        host's state now (both families' saved rulesets without counters, the other backend's, fleetwall's sets,
+        the boot files of O(persist), the boot packages and units) and the stamp C(settled.json) in O(backup_dir),
+        which holds O(settle.inputs) and the digests seen right after this run.
+      - The P(fleetwall.iptables.fleetwall_firewall#role) role sets it (C(fleetwall_firewall_skip_settled)). On its next
+        run it skips this module when the gathered fact's stamp holds the same O(settle.inputs) and every digest the
+        fact prints now equals the one in the stamp.
+      - Requires O(persist). Nothing is recorded in check mode, nor by a run that leaves a watchdog to confirm (the
+        confirmation records it).
+    type: dict
+    suboptions:
+      inputs:
+        description:
+          - The digest of everything the caller asked of this run (for instance C(to_json(sort_keys=true)) and
+            C(hash('sha256')) of the arguments and settings that decide it), kept in the stamp as it is.
+        type: str
+        required: true
+      fact_path:
+        description:
+          - Ansible's custom fact directory on the host (the C(fact_path) of fact gathering).
+        type: path
+        default: /etc/ansible/facts.d
 attributes:
   action:
     description: Has a corresponding action plugin, which reads C(SSH_CONNECTION) and resets the connection.
@@ -285,6 +311,11 @@ boot_files:
   returned: with O(persist) or O(confirm)
   type: dict
   sample: {"/etc/iptables/rules.v4": "written", "/etc/iptables/rules.v6": "unchanged", "/etc/iptables/ipsets": "written"}
+settled:
+  description: The O(settle.inputs) the stamp now holds.
+  returned: when O(settle) recorded a stamp
+  type: str
+  sample: 5f0c3b8e2a41d7c9e0f6a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6
 confirmed:
   description: Tokens of the watchdogs that were confirmed.
   returned: with O(confirm)
@@ -352,6 +383,10 @@ ARGUMENT_SPEC = dict(
     confirm=dict(type="bool", default=False),
     backup_dir=dict(type="path", default="/var/lib/fleetwall"),
     backup_keep=dict(type="int", default=10),
+    settle=dict(
+        type="dict",
+        options=dict(inputs=dict(type="str", required=True), fact_path=dict(type="path", default="/etc/ansible/facts.d")),
+    ),
 )
 
 
@@ -367,7 +402,21 @@ def confirm(module):
     except WatchdogRolledBack as exc:
         module.fail_json(msg=str(exc), changed=False)
     written = [] if module.check_mode else write_pending(module, backup_dir, tokens)
-    module.exit_json(changed=bool(tokens), confirmed=tokens, boot_files=dict((path, "written") for path in written))
+    result = dict(changed=bool(tokens), confirmed=tokens, boot_files=dict((path, "written") for path in written))
+    settle(module, result)
+    module.exit_json(**result)
+
+
+def settle(module, result):
+    """Record the settled stamp when this run converged the host (see the settle option)."""
+    params = module.params
+    if not params["settle"] or not params["persist"] or module.check_mode or result.get("watchdog"):
+        return
+    from ansible_collections.fleetwall.iptables.plugins.module_utils.boot_writer import record_settled
+
+    recorded = record_settled(module, params["settle"], params["persist"], params["backup_dir"])
+    result["changed"] = result["changed"] or recorded["changed"]
+    result["settled"] = recorded["settled"]
 
 
 def persist(module, result, verified, ruleset):
@@ -384,7 +433,10 @@ def persist(module, result, verified, ruleset):
     else:
         sets_text = canonical_text(ruleset.ipv4.sets + ruleset.ipv6.sets)
     outcome = persist_phase(module, verified, sets_text, result.get("watchdog"))
-    result["changed"] = result["changed"] or outcome.pop("changed")
+    # Popped before it is or-ed: a short-circuited pop would leave it in outcome, and the update below would then
+    # report a run that changed the live rules but not the boot files as unchanged.
+    files_changed = outcome.pop("changed")
+    result["changed"] = result["changed"] or files_changed
     result["diff"] = result.get("diff", []) + outcome.pop("diff", [])
     result.update(outcome)
 
@@ -481,6 +533,7 @@ def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         required_if=[("confirm", False, ("ruleset",)), ("apply", False, ("persist",))],
+        required_by={"settle": ("persist",)},
         supports_check_mode=True,
     )
     params = module.params
@@ -501,6 +554,7 @@ def main():
             settings = ApplySettings(params["mode"], params["backup_dir"], params["backup_keep"], params["rollback_timeout"])
             result.update(apply_plans(plans, tools, settings, sets))
         persist(module, result, dict((plan.spec.key, plan.after) for plan in plans), ruleset)
+        settle(module, result)
     except (PlanRefusal, ApplyFailed) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except LockoutRefusal as exc:

@@ -293,3 +293,67 @@ def test_other_firewall_roles_variables_change_nothing(fleet):
     before = fleet.state()
     stats = fleet.run("-e", json.dumps(NEIGHBOUR_VARIABLES))
     assert (failures(stats), changed(stats), fleet.state()) == ([0, 0], [0, 0], before)
+
+
+# ---------------------------------------------------------------- settled hosts (fleetwall_firewall_skip_settled)
+
+CONVERGE_INCLUDE = "Install the boot services, apply, confirm and persist, unless the host is as the last run left it"
+
+
+def skipped_as_settled(output: str) -> List[str]:
+    """The hosts whose converge include was skipped, over every batch (site.yml gathers the settled fact
+    under each host's root)."""
+    blocks = [block.split("TASK [", 1)[0] for block in output.split(CONVERGE_INCLUDE)[1:]]
+    assert blocks, "no converge include in the output"
+    return sorted(host for block in blocks for host in re.findall(r"^skipping: \[(\S+)\]", block, re.MULTILINE))
+
+
+def test_a_run_with_nothing_to_do_skips_every_host_by_its_gathered_facts(fleet):
+    first = fleet.run()
+    second = fleet.run()
+    assert (skipped_as_settled(fleet.output), changed(second), all(changed(first))) == (["db1", "web1"], [0, 0], True)
+
+
+def test_the_first_run_leaves_the_settled_fact_in_the_fact_directory_under_the_root(fleet):
+    fleet.run()
+    fact = fleet.root("db1") / "etc/ansible/facts.d/fleetwall.fact"
+    printed = json.loads(fleet.namespaces["db1"].run(["/bin/sh", str(fact)]).stdout)
+    assert printed["stamp"]["observed"] == printed["current"]
+
+
+def test_a_rule_added_by_hand_to_a_settled_host_is_taken_out_by_the_next_run(fleet):
+    fleet.run()
+    fleet.run()
+    settled = fleet.filter_table("web1", 4)
+    fleet.namespaces["web1"].iptables_command(["iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT"])
+    stats = fleet.run()
+    assert (skipped_as_settled(fleet.output), changed(stats), fleet.filter_table("web1", 4)) == (["db1"], [0, 1], settled)
+
+
+def test_a_boot_file_changed_by_hand_on_a_settled_host_is_written_again(fleet):
+    fleet.run()
+    rules = fleet.root("db1") / "etc/iptables/rules.v6"
+    rules.write_text("*filter\nCOMMIT\n")
+    stats = fleet.run()
+    assert (changed(stats), rules.read_text()) == ([1, 0], fleet.filter_table("db1", 6))
+
+
+def test_a_new_policy_reaches_settled_hosts(fleet):
+    fleet.run()
+    policy = {"fleetwall_policy": dict(POLICY, db={"inbound": [{"service": "postgres", "from": "any"}]})}
+    stats = fleet.run("-e", json.dumps(policy))
+    assert (changed(stats), skipped_as_settled(fleet.output)) == ([1, 0], ["web1"])
+
+
+def test_check_mode_on_a_settled_host_with_a_hand_change_reports_it_and_changes_nothing(fleet):
+    fleet.run()
+    fleet.namespaces["db1"].iptables_command(["ip6tables", "-P", "INPUT", "ACCEPT"])
+    changed_by_hand = fleet.filter_table("db1", 6)
+    stats = fleet.run("--check")
+    assert (changed(stats), fleet.filter_table("db1", 6)) == ([1, 0], changed_by_hand), fleet.output[-5000:]
+
+
+def test_with_skip_settled_off_every_host_runs_the_module_and_a_second_run_changes_nothing(fleet):
+    fleet.run("-e", "fleetwall_firewall_skip_settled=false")
+    stats = fleet.run("-e", "fleetwall_firewall_skip_settled=false")
+    assert (changed(stats), skipped_as_settled(fleet.output)) == ([0, 0], [])

@@ -329,3 +329,21 @@ def test_legacy_backend_converges_and_reconverges_without_change(host):
     assert (first["backend"], first["changed"], second["changed"]) == ("legacy", True, False)
     legacy = canonical_text(host.namespace.iptables_command(["iptables-legacy-save"]).stdout)
     assert legacy == rendered(ruleset, 4)
+
+
+def test_a_chain_policy_changed_by_hand_is_reported_and_put_back(host):
+    ruleset = compiled()
+    host.run({"ruleset": ruleset})
+    host.namespace.iptables_command(["ip6tables", "-P", "INPUT", "ACCEPT"])
+    result = host.run({"ruleset": ruleset})
+    assert (result["changed"], filter_table(host.namespace, 6)) == (True, rendered(ruleset, 6))
+
+
+def test_a_chain_policy_changed_by_hand_is_reported_changed_although_the_boot_files_are_unchanged(host, tmp_path):
+    ruleset = compiled()
+    args = {"ruleset": ruleset, "persist": {"os_family": "Debian", "root": str(tmp_path / "root")}}
+    host.run(args)
+    host.namespace.iptables_command(["ip6tables", "-P", "INPUT", "ACCEPT"])
+    result = host.run(args)
+    assert (result["changed"], set(result["boot_files"].values()), filter_table(host.namespace, 6)) == (
+        True, {"unchanged"}, rendered(ruleset, 6))
