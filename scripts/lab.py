@@ -318,7 +318,7 @@ def router_lines(index: int, host: str, addresses: list[str]) -> list[str]:
     return lines
 
 
-def host_lines(index: int, addresses: list[str], gateway: dict[int, str] = GATEWAY) -> list[str]:
+def host_lines(index: int, addresses: list[str], gateway: dict[int, str]) -> list[str]:
     """eth0 with the host's addresses, and its default routes through `gateway` (the router, or the host's gateway)."""
     onlink6 = "" if ipaddress.ip_address(gateway[6]).is_link_local else " onlink"
     lines = ["link set lo up", "link set eth0 addrgenmode none"]
