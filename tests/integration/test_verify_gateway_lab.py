@@ -122,9 +122,12 @@ def test_a_hand_change_that_breaks_the_forward_fails_verification_naming_it(lab_
         lab("iptables", "gw1", "-6", "-t", "nat", "-I", "PREROUTING", "1", *dnat)
     assert completed.returncode != 0
     output = completed.stdout + completed.stderr
-    for family in (4, 6):
-        assert ("client1 -> gw1 tcp/443 (tcp/443, IPv%d): expected reachable, observed filtered" % family) in output
-        assert FORWARD[family] in output
+    # The IPv4 line exactly as docs/verify.md ("Through a gateway") shows it.
+    assert ("client1 -> gw1 tcp/443 (tcp/443, IPv4): expected reachable, observed filtered (no answer within 1.0 s); "
+            "the policy decides at " + FORWARD[4] + "; app1 INPUT rule 8: fleetwall_policy.backend.inbound[1]: "
+            "shop, through the port forward of gw1") in output
+    assert ("client1 -> gw1 tcp/443 (tcp/443, IPv6): expected reachable, observed filtered (no answer within 1.0 s); "
+            "the policy decides at " + FORWARD[6]) in output
     mismatched = sorted((row["source"], row["destination"], row["service"], row["family"])
                         for row in verification["rows"] if row["status"] == "mismatch")
     assert mismatched == [("client1", "gw1", "tcp/443", 4), ("client1", "gw1", "tcp/443", 6)]
