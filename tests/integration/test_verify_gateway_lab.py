@@ -7,7 +7,8 @@ SSH: gw1 forwards https from the clients group to app1:8443 and masquerades
 app1's egress, with IPv4 and IPv6 forwarding switched on by the firewall
 role. verify.yml, on every host but the one behind the gateway, must report
 the forwarded service reachable from client1 through gw1 in both families and
-blocked from everyone else; once a hand change on gw1 breaks the forward (its
+blocked from everyone else. The backend's own address is out of the clients'
+reach, and its egress reaches them from gw1's address. Once a hand change on gw1 breaks the forward (its
 FORWARD accept in IPv4, its DNAT rule in IPv6), it must fail naming the
 forward and nothing else.
 """
@@ -64,6 +65,15 @@ def rule_spec(host: str, family: int, table: str, chain: str, marker: str) -> Li
     return shlex.split(found[0])[2:]
 
 
+def connect(host: str, address: str, port: int) -> str:
+    """A TCP connection from a lab host: 'open', or 'unreachable' (refused, dropped or no route)."""
+    attempt = ("import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+               "    print('open')\nexcept OSError:\n    print('unreachable')\n")
+    completed = subprocess.run(["ip", "netns", "exec", "fwlab-" + host, sys.executable, "-c", attempt, address, str(port)],
+                               capture_output=True, text=True, timeout=30, check=False)
+    return completed.stdout.strip() or completed.stderr
+
+
 @pytest.fixture(scope="module", name="lab_up")
 def fixture_lab_up(privileged: None) -> Iterator[None]:
     up = lab("up", INVENTORY)
@@ -103,11 +113,23 @@ def test_the_forward_stays_closed_to_the_hosts_it_does_not_name(correct: tuple) 
 
 def test_the_backend_is_reached_only_through_the_gateway(lab_up: None) -> None:
     # client1 may use the forward, but the backend's own address is on a network only gw1 routes to.
-    connect = ("import socket, sys\ntry:\n    socket.create_connection(('10.10.0.2', 8443), timeout=2)\n    print('open')\n"
-               "except OSError:\n    print('unreachable')\n")
-    completed = subprocess.run(["ip", "netns", "exec", "fwlab-client1", sys.executable, "-c", connect],
-                               capture_output=True, text=True, timeout=30, check=False)
-    assert completed.stdout.strip() == "unreachable", completed.stdout + completed.stderr
+    assert connect("client1", "10.10.0.2", 8443) == "unreachable"
+
+
+def test_the_backends_egress_leaves_masqueraded_as_the_gateway(lab_up: None) -> None:
+    # client1 drops https (its policy lets in SSH from the bastion only); a counting rule shows who the SYNs came from.
+    seen = {}
+    for family, (gateway, client) in {4: ("10.0.7.71", "10.0.6.61"), 6: ("fd00::7:71", "fd00::6:61")}.items():
+        option = ["-6"] if family == 6 else []
+        counting = ["-s", gateway, "-p", "tcp", "--dport", "443"]
+        assert lab("iptables", "client1", *option, "-I", "INPUT", "1", *counting).returncode == 0
+        try:
+            connect("app1", client, 443)
+            listing = lab("iptables", "client1", *option, "-L", "INPUT", "1", "-v", "-x", "-n").stdout
+        finally:
+            lab("iptables", "client1", *option, "-D", "INPUT", *counting)
+        seen[family] = int(listing.split()[0]) > 0
+    assert seen == {4: True, 6: True}
 
 
 def test_a_hand_change_that_breaks_the_forward_fails_verification_naming_it(lab_up: None, tmp_path: Path) -> None:
