@@ -7,10 +7,10 @@ SSH: gw1 forwards https from the clients group to app1:8443 and masquerades
 app1's egress, with IPv4 and IPv6 forwarding switched on by the firewall
 role. verify.yml, on every host but the one behind the gateway, must report
 the forwarded service reachable from client1 through gw1 in both families and
-blocked from everyone else. The backend's own address is out of the clients'
-reach, and its egress reaches them from gw1's address. Once a hand change on gw1 breaks the forward (its
-FORWARD accept in IPv4, its DNAT rule in IPv6), it must fail naming the
-forward and nothing else.
+blocked from everyone else. The backend's own address is out of the
+clients' reach, and its egress reaches them from gw1's address. Once a hand
+change on gw1 breaks the forward (its FORWARD accept in IPv4, its DNAT rule
+in IPv6), verify.yml must fail naming the forward and nothing else.
 """
 
 from __future__ import annotations
