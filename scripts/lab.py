@@ -12,6 +12,15 @@ neighbour table, shared by every namespace, holds 1,024 before it reports
 "neighbor table overflow" and drops packets: no good beyond a few dozen hosts.
 An extra namespace ``fwlab-outside`` stands for a machine that is in no group.
 
+A lab may have gateways (examples/lab-gateway): a host with
+``fleetwall_lab_inside`` (its addresses on a private network, with their
+prefix) gets a second interface, eth1, and a host with ``fleetwall_lab_behind:
+GATEWAY`` is joined to that interface instead of the router, with its default
+route through the gateway. The router knows nothing of the private network:
+only the gateway reaches such a host, and Ansible does too, through an SSH
+ProxyCommand to the gateway. ``fleetwall_lab_listen`` adds TCP ports the
+listener answers on in one host (a backend's forwarded port).
+
 Nothing is created in, or changed on, this machine's own network namespace:
 veth pairs are made inside the router namespace, the only sysctls set are the
 router's forwarding switches inside its namespace, and every iptables call
@@ -42,6 +51,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -106,11 +116,11 @@ LISTENER = textwrap.dedent(
     """
     # One process listens for every host: it enters each host's network
     # namespace just long enough to open its sockets there.
-    import os, selectors, socket, sys
-    ports, namespaces = [int(p) for p in sys.argv[1].split(",")], sys.argv[2:]
+    import json, os, selectors, socket, sys
+    plan = json.loads(sys.argv[1])  # namespace -> ports
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
     sel = selectors.DefaultSelector()
-    for namespace in namespaces:
+    for namespace, ports in plan.items():
         handle = os.open("/run/netns/" + namespace, os.O_RDONLY)
         os.setns(handle, os.CLONE_NEWNET)
         os.close(handle)
@@ -167,6 +177,9 @@ PROBER = textwrap.dedent(
 class Fleet(NamedTuple):
     addresses: dict[str, list[str]]  # host -> its addresses, OUTSIDE last
     groups: dict[str, list[str]]  # named group -> its hosts
+    inside: dict[str, list[str]]  # gateway -> its addresses on its private network, with prefix (fleetwall_lab_inside)
+    behind: dict[str, str]  # host on a private network -> its gateway (fleetwall_lab_behind)
+    listen: dict[str, list[int]]  # host -> TCP ports the listener also answers on (fleetwall_lab_listen)
 
 
 def run(*command: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -210,7 +223,16 @@ def lab_fleet(inventory: str) -> Fleet:
         for name, group in listing.items()
         if name not in ("_meta", "all", "ungrouped") and group.get("hosts")
     }
-    return Fleet(addresses, groups)
+    inside = {host: [str(item) for item in hostvars[host]["fleetwall_lab_inside"]]
+              for host in addresses if hostvars.get(host, {}).get("fleetwall_lab_inside")}
+    behind = {host: str(hostvars[host]["fleetwall_lab_behind"])
+              for host in addresses if hostvars.get(host, {}).get("fleetwall_lab_behind")}
+    for host, gateway in behind.items():
+        if gateway not in inside:
+            sys.exit(f"lab: {host}'s fleetwall_lab_behind names {gateway!r}, which has no fleetwall_lab_inside")
+    listen = {host: [int(port) for port in hostvars[host]["fleetwall_lab_listen"]]
+              for host in addresses if hostvars.get(host, {}).get("fleetwall_lab_listen")}
+    return Fleet(addresses, groups, inside, behind, listen)
 
 
 def natural_key(name: str) -> tuple:
@@ -296,7 +318,9 @@ def router_lines(index: int, host: str, addresses: list[str]) -> list[str]:
     return lines
 
 
-def host_lines(index: int, addresses: list[str]) -> list[str]:
+def host_lines(index: int, addresses: list[str], gateway: dict[int, str]) -> list[str]:
+    """eth0 with the host's addresses, and its default routes through `gateway` (the router, or the host's gateway)."""
+    onlink6 = "" if ipaddress.ip_address(gateway[6]).is_link_local else " onlink"
     lines = ["link set lo up", "link set eth0 addrgenmode none"]
     for address in addresses:
         if ipaddress.ip_address(address).version == 4:
@@ -305,12 +329,50 @@ def host_lines(index: int, addresses: list[str]) -> list[str]:
             lines.append(f"addr add {address}/128 dev eth0 nodad")
     lines += [
         "link set eth0 up",
-        f"neigh add {GATEWAY[4]} lladdr {mac(index, 2)} dev eth0 nud permanent",
-        f"neigh add {GATEWAY[6]} lladdr {mac(index, 2)} dev eth0 nud permanent",
-        f"route add 0.0.0.0/0 via {GATEWAY[4]} dev eth0 onlink",
-        f"route add ::/0 via {GATEWAY[6]} dev eth0",
+        f"neigh add {gateway[4]} lladdr {mac(index, 2)} dev eth0 nud permanent",
+        f"neigh add {gateway[6]} lladdr {mac(index, 2)} dev eth0 nud permanent",
+        f"route add 0.0.0.0/0 via {gateway[4]} dev eth0 onlink",
+        f"route add ::/0 via {gateway[6]} dev eth0{onlink6}",
     ]
     return lines
+
+
+def inside_lines(index: int, backend: str, inside: list[str], backend_addresses: list[str]) -> list[str]:
+    """The gateway's eth1: a veth pair to the backend (host `index`), whose end is the backend's eth0."""
+    lines = [
+        f"link add eth1 address {mac(index, 2)} type veth peer name eth0 address {mac(index, 1)} netns {PREFIX + backend}",
+        "link set eth1 addrgenmode none",
+    ]
+    lines += [f"addr add {item} dev eth1" + (" nodad" if ":" in item else "") for item in inside]
+    lines.append("link set eth1 up")
+    lines += [f"neigh add {address} lladdr {mac(index, 1)} dev eth1 nud permanent" for address in backend_addresses]
+    return lines
+
+
+def router_addresses(fleet: Fleet, host: str) -> list[str]:
+    """The addresses a host holds on its link to the router: none behind a gateway, a gateway's all but its inside ones."""
+    if host in fleet.behind:
+        return []
+    inside = {ipaddress.ip_interface(item).ip for item in fleet.inside.get(host, ())}
+    return [address for address in fleet.addresses[host] if ipaddress.ip_address(address) not in inside]
+
+
+def gateway_of(fleet: Fleet, host: str) -> dict[int, str]:
+    """Where a host's default routes lead: the router, or its gateway's inside address of each family."""
+    if host not in fleet.behind:
+        return GATEWAY
+    inside = [ipaddress.ip_interface(item).ip for item in fleet.inside[fleet.behind[host]]]
+    return {version: str(next(address for address in inside if address.version == version)) for version in (4, 6)}
+
+
+def connect_backends(fleet: Fleet, index: dict[str, int]) -> None:
+    """Each gateway's private network: its eth1, joined to the one host behind it."""
+    for gateway in fleet.inside:
+        backends = [host for host, behind in fleet.behind.items() if behind == gateway]
+        if len(backends) != 1:
+            sys.exit(f"lab: gateway {gateway} needs exactly one host behind it (fleetwall_lab_behind), has {len(backends)}")
+        backend = backends[0]
+        ip_batch(PREFIX + gateway, inside_lines(index[backend], backend, fleet.inside[gateway], fleet.addresses[backend]))
 
 
 def start_router() -> None:
@@ -320,9 +382,9 @@ def start_router() -> None:
     in_namespace(ROUTER, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
-def set_up_host(index: int, host: str, addresses: list[str]) -> None:
+def set_up_host(fleet: Fleet, index: int, host: str) -> None:
     namespace = PREFIX + host
-    ip_batch(namespace, host_lines(index, addresses))
+    ip_batch(namespace, host_lines(index, router_addresses(fleet, host) or fleet.addresses[host], gateway_of(fleet, host)))
     # Connection tracking active from the start, as on a server that has had a
     # stateful firewall before: otherwise the first ruleset would see the
     # controller's open SSH connections mid-stream, as NEW (docs/apply.md).
@@ -331,29 +393,34 @@ def set_up_host(index: int, host: str, addresses: list[str]) -> None:
         in_namespace(namespace, tool, "-t", "mangle", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "INVALID",
                      "-m", "comment", "--comment", "fleetwall lab: conntrack on", "-j", "RETURN")
     if host != OUTSIDE:
-        start_sshd(host, addresses)
+        start_sshd(host, fleet.addresses[host])
 
 
 def up(inventory: str) -> None:
     down()
     shutil.rmtree(LAB_DIR / "root", ignore_errors=True)  # each lab starts with no rules files or backups
-    hosts = lab_fleet(inventory).addresses
+    fleet = lab_fleet(inventory)
+    hosts = fleet.addresses
+    index = {host: number for number, host in enumerate(hosts)}
     make_ssh_keys(hosts)
     start_router()
     ip_batch(None, [f"netns add {PREFIX + host}" for host in hosts])
-    ip_batch(ROUTER, [line for index, (host, addresses) in enumerate(hosts.items()) for line in router_lines(index, host, addresses)])
+    ip_batch(ROUTER, [line for host in hosts if host not in fleet.behind
+                      for line in router_lines(index[host], host, router_addresses(fleet, host))])
+    connect_backends(fleet, index)  # before sshd starts: a gateway's sshd listens on its inside addresses too
     with ThreadPoolExecutor(SETUP_WORKERS) as pool:
-        list(pool.map(set_up_host, range(len(hosts)), hosts, hosts.values()))
-    start_listener([host for host in hosts if host != OUTSIDE])
-    write_connection_inventory(hosts)
+        list(pool.map(lambda host: set_up_host(fleet, index[host], host), hosts))
+    start_listener({PREFIX + host: LISTENER_PORTS + fleet.listen.get(host, []) for host in hosts if host != OUTSIDE})
+    write_connection_inventory(fleet)
     shown = ", ".join(hosts) if len(hosts) <= 12 else f"{', '.join(list(hosts)[:6])}, ... {list(hosts)[-2]}"
-    print(f"lab: {len(hosts)} hosts up behind {ROUTER}: {shown}; sshd on every host but {OUTSIDE}")
+    behind = "".join(f"; {host} behind {gateway}" for host, gateway in fleet.behind.items())
+    print(f"lab: {len(hosts)} hosts up behind {ROUTER}: {shown}; sshd on every host but {OUTSIDE}{behind}")
 
 
-def start_listener(hosts: list[str]) -> None:
+def start_listener(ports: dict[str, list[int]]) -> None:
+    """One listener process for every namespace in `ports`, answering on those TCP ports."""
     listener = subprocess.Popen(
-        ["ip", "netns", "exec", ROUTER, sys.executable, "-c", LISTENER, ",".join(map(str, LISTENER_PORTS)),
-         *(PREFIX + host for host in hosts)],
+        ["ip", "netns", "exec", ROUTER, sys.executable, "-c", LISTENER, json.dumps(ports)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -389,26 +456,44 @@ def start_sshd(host: str, addresses: list[str]) -> None:
     in_namespace(PREFIX + host, "/usr/sbin/sshd", "-f", str(config), "-E", str(SSH_DIR / f"sshd-{host}.log"))
 
 
-def write_connection_inventory(hosts: dict[str, list[str]]) -> None:
-    """How Ansible reaches each lab host (checking its host key), and where its 'persistent' files go."""
+def write_connection_inventory(fleet: Fleet) -> None:
+    """How Ansible reaches each lab host (checking its host key), and where its 'persistent' files go.
+
+    A host behind a gateway is reached through the gateway's sshd (ProxyCommand with ssh -W), which checks
+    the gateway's key as well; nothing else can reach it."""
+    root = LAB_DIR / "root"
+    ssh_options = f"-o UserKnownHostsFile={SSH_DIR / 'known_hosts'} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     lines = [
         "all:",
         "  vars:",
         "    ansible_user: root",
         f"    ansible_ssh_private_key_file: {SSH_DIR / 'client_key'}",
-        f"    ansible_ssh_common_args: -o UserKnownHostsFile={SSH_DIR / 'known_hosts'} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
+        f"    ansible_ssh_common_args: {ssh_options}",
         f"    ansible_python_interpreter: {sys.executable}",
         "    fleetwall_become: false",
-        f"    fleetwall_firewall_backup_dir: {LAB_DIR / 'root'}/{{{{ inventory_hostname }}}}/var/lib/fleetwall",
-        f"    fleetwall_persistence_root: {LAB_DIR / 'root'}/{{{{ inventory_hostname }}}}",
+        f"    fleetwall_firewall_backup_dir: {root}/{{{{ inventory_hostname }}}}/var/lib/fleetwall",
+        # A routing host's sysctl file (fleetwall_firewall_forwarding) goes there too, never into this machine's /etc.
+        f"    fleetwall_firewall_forwarding_file: {root}/{{{{ inventory_hostname }}}}/etc/sysctl.d/90-fleetwall-forwarding.conf",
+        f"    fleetwall_persistence_root: {root}/{{{{ inventory_hostname }}}}",
         "    fleetwall_persistence_install_packages: false",
         "    fleetwall_persistence_manage_services: false",
         "  hosts:",
     ]
-    for host, addresses in hosts.items():
-        if host != OUTSIDE:
-            lines.append(f"    {host}: {{ansible_host: {next(a for a in addresses if ':' not in a)}}}")
+    for host, addresses in fleet.addresses.items():
+        if host == OUTSIDE:
+            continue
+        (root / host / "etc" / "sysctl.d").mkdir(parents=True, exist_ok=True)
+        entry = f"ansible_host: {first_ipv4(addresses)}"
+        if host in fleet.behind:
+            jump = first_ipv4(router_addresses(fleet, fleet.behind[host]))
+            proxy = f"ssh -i {SSH_DIR / 'client_key'} {ssh_options} -o BatchMode=yes -W %h:%p root@{jump}"
+            entry += f", ansible_ssh_common_args: {json.dumps(ssh_options + ' -o ' + shlex.quote(f'ProxyCommand={proxy}'))}"
+        lines.append(f"    {host}: {{{entry}}}")
     (LAB_DIR / "connection.yml").write_text("\n".join(lines) + "\n")
+
+
+def first_ipv4(addresses: list[str]) -> str:
+    return next(address for address in addresses if ":" not in address)
 
 
 # ---------------------------------------------------------------- using the lab

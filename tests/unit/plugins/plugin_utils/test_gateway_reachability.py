@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.vars.manager import VariableManager
 
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.explain import explain
 from ansible_collections.fleetwall.iptables.plugins.plugin_utils.reachability import build_model
@@ -93,3 +97,18 @@ def test_a_forwarded_reply_the_gateway_does_not_let_back_blocks_the_flow():
     hostvars["bastion"]["fleetwall_baseline"] = {"established": False}
     check = row(build_model(hostvars, groups), "office", "https")
     assert check["decided_by"].endswith("; bastion FORWARD: chain policy DROP (the reply)")
+
+
+def test_the_gateway_lab_expects_its_forward_reachable_from_the_clients_group_only():
+    # examples/lab-gateway as verify.yml sees it there: every host but the one behind the gateway in the play.
+    loader = DataLoader()
+    lab = InventoryManager(loader=loader, sources=[str(Path(__file__).resolve().parents[4] / "examples" / "lab-gateway")])
+    variables = VariableManager(loader=loader, inventory=lab)
+    hostvars = {host.name: variables.get_vars(host=host, include_hostvars=False) for host in lab.get_hosts()}
+    model = build_model(hostvars, lab.get_groups_dict(), ["bastion1", "client1", "client2", "gw1"], 0, 0)
+    reachable = sorted((check["source"], check["family"], check["decided_by"].split(";")[0]) for check in model["checks"]
+                       if (check["destination"], check["service"], check["expected"]) == ("gw1", "tcp/443", "reachable"))
+    assert reachable == [
+        ("client1", 4, "via gw1 port_forward -> app1 10.10.0.2 tcp/8443 (fleetwall_policy.gateway.nat[0])"),
+        ("client1", 6, "via gw1 port_forward -> app1 fd00:10::2 tcp/8443 (fleetwall_policy.gateway.nat[0])"),
+    ]
