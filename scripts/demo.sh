@@ -5,6 +5,9 @@
 # the bastion, what each host accepts from whom, proven by real connections,
 # and playbooks/verify.yml proving the fleet against the policy, before and
 # after an operator's hand change. The report: .build/demo/reachability.html
+# Then a gateway (examples/lab-gateway, docs/verify.md "Through a gateway"):
+# gw1 forwards https to app1:8443 on a private network only gw1 reaches, for
+# the clients group only; verify.yml proves the forward from outside.
 # Needs root; changes nothing outside the lab's own namespaces and .build/.
 #
 # LAB=100 (make demo LAB=100) runs the same demo on examples/lab's groups
@@ -58,3 +61,27 @@ if $python scripts/lab.py playbook "$inventory" playbooks/verify.yml \
 fi
 grep -o '"[a-z0-9]* -> [a-z0-9]* [^"]*expected [^"]*"' "$log" | sort -u
 echo "demo: reports: $report and ${report%.html}-after-hand-change.html"
+
+if [[ $lab_size == 6 ]]; then
+    gateway=examples/lab-gateway
+    echo "demo: a gateway: gw1 forwards https to app1:8443, which only gw1 reaches (examples/lab-gateway)"
+    $python scripts/lab.py down
+    $python scripts/lab.py up "$gateway"
+    $python scripts/lab.py playbook "$gateway" playbooks/site.yml | tail -n 7
+    gateway_report=$PWD/.build/demo/gateway-reachability
+    echo "demo: verifying through the gateway (app1 itself is left out of the play: see docs/verify.md)"
+    $python scripts/lab.py playbook "$gateway" playbooks/verify.yml -e 'fleetwall_target_hosts=all:!backend' \
+        -e "fleetwall_verify_report=$gateway_report.html" -e "fleetwall_verify_json=$gateway_report.json" \
+        | grep -E "checks:|failed=|unreachable="
+    echo "demo: who reaches app1's shop through gw1's port forward, and who does not:"
+    $python - "$gateway_report.json" <<'EOF'
+import json
+import sys
+
+for row in json.load(open(sys.argv[1]))["rows"]:
+    if row["destination"] == "gw1" and "port_forward" in (row["decided_by"] or ""):
+        print("  %s -> gw1 %s (IPv%s): %s, observed %s" % (
+            row["source"], row["packet"], row["family"], row["expected"], row["observed"]))
+EOF
+    echo "demo: report: $gateway_report.html"
+fi

@@ -52,37 +52,46 @@ if [ "$(id -u)" != 0 ]; then
     echo '{"current": null, "stamp": null}'
     exit 0
 fi
-saved() { "$@" 2>/dev/null | sed -e '/^#/d' -e 's/ \[[0-9]*:[0-9]*\]$//' | sha256sum | cut -c1-64; }
-raw() { cat "$@" 2>/dev/null | sha256sum | cut -c1-64; }
-services() {
-    dpkg-query -W -f='${Package} ${db:Status-Status}\n' iptables-persistent netfilter-persistent ipset-persistent ipset
-    rpm -q iptables-services iptables-nft-services ipset-service ipset
-    systemctl is-enabled netfilter-persistent ufw iptables ip6tables ipset firewalld
-    systemctl is-active netfilter-persistent ufw iptables ip6tables ipset firewalld
-}
-others() {
-    for tool in iptables-legacy-save ip6tables-legacy-save iptables-nft-save ip6tables-nft-save; do
-        command -v "$tool" >/dev/null && "$tool"
+rules() {
+    version=$(iptables-save --version 2>/dev/null)
+    echo "== $version"
+    case $version in *nf_tables*) other=legacy ;; *) other=nft ;; esac
+    for tool in iptables-save ip6tables-save "iptables-$other-save" "ip6tables-$other-save"; do
+        echo "== $tool"
+        command -v "$tool" >/dev/null && "$tool" 2>/dev/null
     done
+    echo "== ipset"
+    command -v ipset >/dev/null && ipset save 2>/dev/null | sort
 }
-sets() { ipset save | sort; }
+boot() {
+    for file in "$@"; do
+        echo "== $file"
+        cat "$file" 2>/dev/null
+    done
+    echo "== packages"
+    command -v dpkg-query >/dev/null &&
+        dpkg-query -W -f='${Package} ${db:Status-Status}\n' iptables-persistent netfilter-persistent ipset-persistent ipset 2>/dev/null
+    command -v rpm >/dev/null && rpm -q iptables-services iptables-nft-services ipset-service ipset 2>/dev/null
+    echo "== units"
+    systemctl is-enabled netfilter-persistent ufw iptables ip6tables ipset firewalld 2>/dev/null
+    systemctl is-active netfilter-persistent ufw iptables ip6tables ipset firewalld 2>/dev/null
+}
 """
 
 
 def fact_script(stamp_path, boot_paths):
     # type: (str, Sequence[str]) -> str
-    """The custom fact's text: the digests of what a converging run made true, then the stamp."""
-    fields = [
-        ("backend", "saved iptables-save --version"),
-        ("ipv4", "saved iptables-save"),
-        ("ipv6", "saved ip6tables-save"),
-        ("other_backend", "saved others"),
-        ("sets", "saved sets"),
-        ("boot_services", "saved services"),
-    ] + [("boot:" + path, "raw " + _quoted(path)) for path in sorted(boot_paths)]
-    body = ", ".join('"%s": "%s"' % (name, "$(%s)" % command) for name, command in fields)
-    stamp = "$(cat %s 2>/dev/null || echo null)" % _quoted(stamp_path)
-    return _SCRIPT_HEAD + 'cat <<EOF\n{"current": {%s}, "stamp": %s}\nEOF\n' % (body, stamp)
+    """The custom fact's text. Two digests, each over one stream, so that fact gathering starts few
+    processes: ``rules`` (the backend, both families' saves without counters and comment lines, the other
+    backend's saves, the sets) and ``boot`` (the boot files byte for byte, the boot packages and units)."""
+    files = " ".join(_quoted(path) for path in sorted(boot_paths))
+    return _SCRIPT_HEAD + (
+        "rules=$(rules | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' | sha256sum)\n"
+        "boot=$(boot %s | sha256sum)\n"
+        "cat <<EOF\n"
+        '{"current": {"rules": "${rules%%%% *}", "boot": "${boot%%%% *}"}, "stamp": $(cat %s 2>/dev/null || echo null)}\n'
+        "EOF\n"
+    ) % (files, _quoted(stamp_path))
 
 
 def _quoted(path):

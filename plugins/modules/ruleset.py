@@ -153,7 +153,7 @@ options:
       - After a run that applied and persisted (or a confirmation that did), leave what lets the next run skip this
         module when nothing changed. A custom fact C(fleetwall.fact) in O(settle.fact_path), a shell script that fact
         gathering runs (C(ansible_local.fleetwall); the C(min) subset includes local facts), prints digests of the
-        host's state now (both families' saved rulesets without counters, the other backend's, fleetwall's sets,
+        host's state now (both families' saved rulesets without counters, the other backend's, the ipset sets,
         the boot files of O(persist), the boot packages and units) and the stamp C(settled.json) in O(backup_dir),
         which holds O(settle.inputs) and the digests seen right after this run.
       - The P(fleetwall.iptables.fleetwall_firewall#role) role sets it (C(fleetwall_firewall_skip_settled)). On its next

@@ -69,18 +69,17 @@ def test_counters_and_the_save_timestamp_do_not_change_the_digest(tmp_path, host
     assert host.run(script)["current"] == before
 
 
-def test_a_rule_added_by_hand_changes_the_ipv4_digest_only(tmp_path, host):
+def test_a_rule_added_by_hand_changes_the_rules_digest_only(tmp_path, host):
     script = write_script(tmp_path)
     before = host.run(script)["current"]
     host.set("iptables-save", (SAVED_V4 % ("x", "0:0")).replace("COMMIT", "-A INPUT -j ACCEPT\nCOMMIT"))
     after = host.run(script)["current"]
-    assert [key for key in before if before[key] != after[key]] == ["ipv4"]
+    assert [key for key in before if before[key] != after[key]] == ["rules"]
 
 
-@pytest.mark.parametrize("tool, key", [("ipset", "sets"), ("iptables-save--version", "backend"),
-                                       ("systemctl", "boot_services"), ("ip6tables-save", "ipv6"),
-                                       ("iptables-legacy-save", "other_backend")])
-def test_each_part_of_the_state_has_its_own_digest(tmp_path, host, tool, key):
+@pytest.mark.parametrize("tool, key", [("ipset", "rules"), ("iptables-save--version", "rules"), ("ip6tables-save", "rules"),
+                                       ("iptables-nft-save", "rules"), ("systemctl", "boot"), ("dpkg-query", "boot")])
+def test_each_part_of_the_state_is_in_one_of_the_two_digests(tmp_path, host, tool, key):
     script = write_script(tmp_path)
     before = host.run(script)["current"]
     host.set(tool, "something else\n")
@@ -88,13 +87,21 @@ def test_each_part_of_the_state_has_its_own_digest(tmp_path, host, tool, key):
     assert [name for name in before if before[name] != after[name]] == [key]
 
 
-def test_a_boot_file_changed_by_hand_changes_its_digest(tmp_path, host):
+def test_the_other_backend_is_the_legacy_one_on_an_nf_tables_host(tmp_path, host):
+    host.set("iptables-save--version", "iptables-save v1.8.9 (nf_tables)\n")
+    script = write_script(tmp_path)
+    before = host.run(script)["current"]["rules"]
+    host.set("iptables-legacy-save", "*filter\n-A INPUT -j ACCEPT\nCOMMIT\n")
+    assert host.run(script)["current"]["rules"] != before
+
+
+def test_a_boot_file_changed_by_hand_changes_the_boot_digest(tmp_path, host):
     rules = tmp_path / "rules v4"  # a space in the path, quoted
     rules.write_text("*filter\nCOMMIT\n")
     script = write_script(tmp_path, [str(rules)])
-    before = host.run(script)["current"]["boot:%s" % rules]
+    before = host.run(script)["current"]["boot"]
     rules.write_text("*filter\n# an operator's note\nCOMMIT\n")
-    assert host.run(script)["current"]["boot:%s" % rules] != before
+    assert host.run(script)["current"]["boot"] != before
 
 
 def test_the_stamp_is_printed_as_it_was_recorded_and_null_before_any(tmp_path, host):
@@ -144,10 +151,11 @@ def test_recording_writes_the_fact_and_a_stamp_whose_observed_digests_are_what_t
 
 def test_the_fact_covers_every_boot_file_of_the_os_family_under_the_root(tmp_path, host):
     record(tmp_path, host)
-    current = host.run(tmp_path / "facts.d/fleetwall.fact")["current"]
-    root = tmp_path / "root/etc/iptables"
-    assert sorted(key for key in current if key.startswith("boot:")) == [
-        "boot:%s/%s" % (root, name) for name in ("ipsets", "rules.v4", "rules.v6")]
+    before = host.run(tmp_path / "facts.d/fleetwall.fact")["current"]["boot"]
+    sets_file = tmp_path / "root/etc/iptables/ipsets"
+    sets_file.parent.mkdir(parents=True)
+    sets_file.write_text("create f2b-sshd hash:ip\n")
+    assert host.run(tmp_path / "facts.d/fleetwall.fact")["current"]["boot"] != before
 
 
 def test_recording_again_on_an_unchanged_host_writes_nothing(tmp_path, host):
