@@ -79,7 +79,7 @@ import json
 import sys
 
 for row in json.load(open(sys.argv[1]))["rows"]:
-    if row["destination"] == "gw1" and "port_forward" in (row["decided_by"] or ""):
+    if row["destination"] == "gw1" and row["packet"] == "tcp/443":
         print("  %s -> gw1 %s (IPv%s): %s, observed %s" % (
             row["source"], row["packet"], row["family"], row["expected"], row["observed"]))
 EOF
