@@ -86,6 +86,7 @@ def test_a_new_watchdog_makes_its_directory_private_to_root(tmp_path):
 def test_a_confirmation_while_the_guardian_is_restoring_waits_for_it_and_says_the_rulesets_were_not_kept(tmp_path):
     watchdog = Watchdog(str(tmp_path), "20261122T001500-3f2a")
     Path(watchdog.rolling_back).write_text("60")
+
     def finish() -> None:
         # As the guardian writes it: whole, then renamed into place (a reader never sees it half written).
         Path(watchdog.rolled_back + ".tmp").write_text(json.dumps({"reason": "late"}))
